@@ -1,0 +1,136 @@
+// Dilated 3x3 convolution, stride 1, any padding, optional bias and fused ReLU.
+//
+// x: (N, C_in, H, W)                       contiguous NCHW
+// y: (N, out_c_total, H_out, W_out)        this conv writes channels [out_c_offset, +C_out)
+// conv3x3_direct: w (C_out, C_in, 3, 3)    PyTorch's layout, one output element per invocation
+// conv3x3_tiled:  w (ceil(C_out/4), C_in, 9) of vec4: the 4 output channels of a group side by
+//                 side, so one vector load feeds 4 accumulators; each invocation computes
+//                 4 channels x TILE_W consecutive pixels of one output row.
+// bias: (C_out,) (a zero buffer when the conv has none)
+//
+// Dilation and padding enter only the index math. Coordinates are signed and every tap is
+// checked against [0, H) x [0, W) explicitly: a tap in the padding contributes 0.
+
+// Mirrors `Conv3x3Params` in src/ops/conv3x3.rs field for field.
+struct Params {
+    batch: u32,
+    in_channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_channels: u32,
+    out_h: u32,
+    out_w: u32,
+    dilation: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_c_total: u32,
+    out_c_offset: u32,
+    relu: u32,
+    tiles_w: u32,      // ceil(out_w / TILE_W) (tiled variant)
+    channel_groups: u32, // ceil(out_channels / 4) (tiled variant)
+    total: u32,        // invocations that do work
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Weights are declared as vec4 for the tiled variant; the direct variant indexes scalars out
+// of them (the launcher pads the buffer to a multiple of 4).
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+override WORKGROUP: u32 = 64u;
+// Output pixels per invocation in the tiled variant.
+const TILE_W: u32 = 4u;
+
+// Linear invocation index over a grid that may be split in two dimensions (see pipeline::grid).
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WORKGROUP + lid;
+}
+
+fn activate(v: f32) -> f32 {
+    return select(v, max(v, 0.0), p.relu != 0u);
+}
+
+fn out_index(n: u32, co: u32, oy: u32, ox: u32) -> u32 {
+    return ((n * p.out_c_total + p.out_c_offset + co) * p.out_h + oy) * p.out_w + ox;
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn conv3x3_direct(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let g = linear_id(wid, nwg, lid);
+    if (g >= p.total) { return; }
+    let ox = g % p.out_w;
+    let oy = (g / p.out_w) % p.out_h;
+    let co = (g / (p.out_w * p.out_h)) % p.out_channels;
+    let n = g / (p.out_w * p.out_h * p.out_channels);
+    let in_h = i32(p.in_h);
+    let in_w = i32(p.in_w);
+    let dil = i32(p.dilation);
+    var acc = 0.0;
+    for (var ci = 0u; ci < p.in_channels; ci++) {
+        let plane = (n * p.in_channels + ci) * p.in_h * p.in_w;
+        for (var ky = 0; ky < 3; ky++) {
+            let iy = i32(oy) - i32(p.pad_h) + ky * dil;
+            if (iy < 0 || iy >= in_h) { continue; }
+            for (var kx = 0; kx < 3; kx++) {
+                let ix = i32(ox) - i32(p.pad_w) + kx * dil;
+                if (ix < 0 || ix >= in_w) { continue; }
+                let wi = ((co * p.in_channels + ci) * 3u + u32(ky)) * 3u + u32(kx);
+                let wv = w[wi / 4u][wi % 4u];
+                acc += x[plane + u32(iy) * p.in_w + u32(ix)] * wv;
+            }
+        }
+    }
+    y[out_index(n, co, oy, ox)] = activate(acc + bias[co]);
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn conv3x3_tiled(@builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let g = linear_id(wid, nwg, lid);
+    if (g >= p.total) { return; }
+    // Neighbouring invocations share a channel group (same weights) and walk along a row.
+    let tile = g % p.tiles_w;
+    let oy = (g / p.tiles_w) % p.out_h;
+    let group = (g / (p.tiles_w * p.out_h)) % p.channel_groups;
+    let n = g / (p.tiles_w * p.out_h * p.channel_groups);
+    let ox0 = i32(tile * TILE_W);
+    let in_h = i32(p.in_h);
+    let in_w = i32(p.in_w);
+    let dil = i32(p.dilation);
+
+    var acc: array<vec4<f32>, TILE_W>;
+    for (var ci = 0u; ci < p.in_channels; ci++) {
+        let plane = (n * p.in_channels + ci) * p.in_h * p.in_w;
+        let wbase = (group * p.in_channels + ci) * 9u;
+        for (var ky = 0; ky < 3; ky++) {
+            let iy = i32(oy) - i32(p.pad_h) + ky * dil;
+            // A row wholly in the padding contributes nothing.
+            if (iy < 0 || iy >= in_h) { continue; }
+            let row = plane + u32(iy) * p.in_w;
+            for (var kx = 0; kx < 3; kx++) {
+                let wv = w[wbase + u32(ky * 3 + kx)];
+                let ix0 = ox0 - i32(p.pad_w) + kx * dil;
+                for (var t = 0u; t < TILE_W; t++) {
+                    let ix = ix0 + i32(t);
+                    let inside = ix >= 0 && ix < in_w;
+                    let v = x[row + u32(clamp(ix, 0, in_w - 1))];
+                    acc[t] += select(0.0, v, inside) * wv;
+                }
+            }
+        }
+    }
+    for (var t = 0u; t < TILE_W; t++) {
+        let ox = u32(ox0) + t;
+        if (ox >= p.out_w) { break; }
+        for (var j = 0u; j < 4u; j++) {
+            let co = group * 4u + j;
+            if (co >= p.out_channels) { break; }
+            y[out_index(n, co, oy, ox)] = activate(acc[t][j] + bias[co]);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Launcher of `shaders/interpolate.wgsl`: bilinear interpolation to a given size with PyTorch's
+//! coordinate rules for `align_corners` true and false.
+//!
+//! x: (N, C, H_in, W_in)  y: (N, C, H_out, W_out)
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
+use crate::pipeline::{shader, Launch, Shader};
+use crate::shape::bilinear_scale;
+use crate::tensor::{OutputSlice, Tensor};
+
+const SHADER: Shader = shader!("interpolate", [Uniform, ReadOnly, ReadWrite]);
+
+// Mirrors `Params` in shaders/interpolate.wgsl field for field (12 x 4 bytes = 48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct InterpolateParams {
+    channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    out_c_total: u32,
+    out_c_offset: u32,
+    align_corners: u32,
+    scale_h: f32,
+    scale_w: f32,
+    total: u32,
+    _pad: u32,
+}
+
+/// Builds the dispatch resizing `input` to the H, W of `output` (a tensor or channel slice).
+pub fn prepare(
+    ctx: &Context,
+    input: &Tensor,
+    output: OutputSlice,
+    align_corners: bool,
+) -> Result<Launch> {
+    let [n, c, in_h, in_w] = input.shape();
+    let [_, _, out_h, out_w] = output.tensor.shape();
+    output.check_fits("interpolate", [n, c, out_h, out_w])?;
+    let total = n * c * out_h * out_w;
+    let params = InterpolateParams {
+        channels: to_u32("channels", c)?,
+        in_h: to_u32("H", in_h)?,
+        in_w: to_u32("W", in_w)?,
+        out_h: to_u32("H_out", out_h)?,
+        out_w: to_u32("W_out", out_w)?,
+        out_c_total: to_u32("output channels", output.tensor.shape()[1])?,
+        out_c_offset: to_u32("channel offset", output.channel_offset)?,
+        align_corners: align_corners as u32,
+        scale_h: bilinear_scale(in_h, out_h, align_corners),
+        scale_w: bilinear_scale(in_w, out_w, align_corners),
+        total: to_u32("elements", total)?,
+        _pad: 0,
+    };
+    Launch::new(
+        ctx,
+        format!("interpolate to {out_h}x{out_w} (align_corners={align_corners})"),
+        &SHADER,
+        "interpolate",
+        &WORKGROUP_CONSTANT,
+        &params,
+        &[input.buffer(), output.tensor.buffer()],
+        workgroups(total),
+    )
+}
+
+/// `F.interpolate(input, size, mode="bilinear", align_corners)`.
+pub fn interpolate(
+    ctx: &Context,
+    input: &Tensor,
+    size: [usize; 2],
+    align_corners: bool,
+) -> Result<Tensor> {
+    if size.contains(&0) {
+        return Err(Error::invalid(
+            "interpolate size",
+            format!("must be >= 1 in both dimensions, found {size:?}"),
+        ));
+    }
+    let [n, c, _, _] = input.shape();
+    let output = Tensor::empty(ctx, "interpolate output", [n, c, size[0], size[1]])?;
+    Launch::run_all(
+        ctx,
+        &[&prepare(ctx, input, (&output).into(), align_corners)?],
+    )?;
+    Ok(output)
+}

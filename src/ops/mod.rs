@@ -1,0 +1,145 @@
+//! One module per op, each the launcher of `shaders/<op>.wgsl`. Ops are eager: `forward`
+//! allocates its output, records one dispatch and submits it. `prepare` builds the dispatch
+//! ([`Launch`](crate::pipeline::Launch)) once for a fixed input and output so graphs can record
+//! it again without rebuilding anything.
+
+pub mod adaptive_avg_pool2d;
+pub mod batchnorm;
+pub mod concat;
+pub mod conv1x1;
+pub mod conv3x3;
+pub mod interpolate;
+
+pub use adaptive_avg_pool2d::adaptive_avg_pool2d;
+pub use batchnorm::{BatchNorm, BatchNorm2d};
+pub use concat::concat;
+pub use conv1x1::Conv1x1;
+pub use conv3x3::Conv3x3;
+pub use interpolate::interpolate;
+
+use crate::error::{Error, Result};
+
+/// Host copy of a convolution's parameters in PyTorch's layout:
+/// weight (C_out, C_in, k, k), bias (C_out,).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvWeights {
+    pub out_channels: usize,
+    pub in_channels: usize,
+    pub kernel_size: usize,
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl ConvWeights {
+    /// Checks the lengths against the stated shape; `name` appears in the error.
+    pub fn new(
+        name: &str,
+        [out_channels, in_channels, kernel_h, kernel_w]: [usize; 4],
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Result<Self> {
+        if kernel_h != kernel_w || !(kernel_h == 1 || kernel_h == 3) {
+            return Err(Error::shape(
+                format!("{name} weight"),
+                "a 1x1 or 3x3 kernel",
+                format!("{kernel_h}x{kernel_w}"),
+            ));
+        }
+        if out_channels == 0 || in_channels == 0 {
+            return Err(Error::shape(
+                format!("{name} weight"),
+                "C_out >= 1 and C_in >= 1",
+                format!("({out_channels}, {in_channels}, {kernel_h}, {kernel_w})"),
+            ));
+        }
+        let expected = out_channels * in_channels * kernel_h * kernel_w;
+        if weight.len() != expected {
+            return Err(Error::shape(
+                format!("{name} weight"),
+                format!(
+                    "{expected} values for ({out_channels}, {in_channels}, {kernel_h}, {kernel_w})"
+                ),
+                format!("{} values", weight.len()),
+            ));
+        }
+        if let Some(b) = &bias {
+            if b.len() != out_channels {
+                return Err(Error::shape(
+                    format!("{name} bias"),
+                    format!("({out_channels},)"),
+                    format!("({},)", b.len()),
+                ));
+            }
+        }
+        Ok(ConvWeights {
+            out_channels,
+            in_channels,
+            kernel_size: kernel_h,
+            weight,
+            bias,
+        })
+    }
+
+    /// Folds an eval-mode batch norm that follows this conv into its weights and bias, in f64:
+    /// `w' = w * s`, `b' = (b - mean) * s + beta` with `s = gamma / sqrt(var + eps)`.
+    pub fn fold_batchnorm(&self, bn: &BatchNorm) -> Result<ConvWeights> {
+        bn.check_channels("batch norm folded into a conv", self.out_channels)?;
+        let (scale, shift) = bn.scale_shift_f64();
+        let per_out = self.in_channels * self.kernel_size * self.kernel_size;
+        let weight = self
+            .weight
+            .chunks(per_out)
+            .zip(&scale)
+            .flat_map(|(row, &s)| row.iter().map(move |&v| (v as f64 * s) as f32))
+            .collect();
+        let bias = (0..self.out_channels)
+            .map(|c| {
+                let b = self.bias.as_ref().map_or(0.0, |b| b[c] as f64);
+                (b * scale[c] + shift[c]) as f32
+            })
+            .collect();
+        Ok(ConvWeights {
+            weight,
+            bias: Some(bias),
+            ..self.clone()
+        })
+    }
+
+    /// Weights repacked for the tiled kernels: (ceil(C_out/4), C_in, k*k) groups of 4 output
+    /// channels side by side, zero-padded past C_out.
+    pub(crate) fn packed_by_4(&self) -> Vec<f32> {
+        let taps = self.kernel_size * self.kernel_size;
+        let groups = self.out_channels.div_ceil(4);
+        let mut packed = vec![0.0; groups * self.in_channels * taps * 4];
+        for co in 0..self.out_channels {
+            for ci in 0..self.in_channels {
+                for tap in 0..taps {
+                    let src = (co * self.in_channels + ci) * taps + tap;
+                    let dst = (((co / 4) * self.in_channels + ci) * taps + tap) * 4 + co % 4;
+                    packed[dst] = self.weight[src];
+                }
+            }
+        }
+        packed
+    }
+
+    /// PyTorch's layout, padded to a whole number of vec4 for the direct kernels.
+    pub(crate) fn padded_to_vec4(&self) -> Vec<f32> {
+        let mut weight = self.weight.clone();
+        weight.resize(weight.len().next_multiple_of(4), 0.0);
+        weight
+    }
+}
+
+/// Workgroup size of every kernel (the `WORKGROUP` override constant).
+pub(crate) const WORKGROUP: u32 = 64;
+
+pub(crate) fn workgroups(invocations: usize) -> u64 {
+    (invocations as u64).div_ceil(WORKGROUP as u64)
+}
+
+pub(crate) fn to_u32(what: &str, value: usize) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::invalid(what, format!("{value} does not fit in u32")))
+}
+
+pub(crate) const WORKGROUP_CONSTANT: [(&str, f64); 1] = [("WORKGROUP", WORKGROUP as f64)];

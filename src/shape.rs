@@ -1,0 +1,144 @@
+//! Output-size and index math shared by the launchers, the CPU reference and the tests: the one
+//! place that knows how PyTorch sizes a convolution, bins an adaptive pool and maps a bilinear
+//! output pixel to its source.
+
+use crate::error::{Error, Result};
+
+/// Geometry of a stride-1 convolution with a square kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    pub kernel_size: usize,
+    pub dilation: usize,
+    /// Zero padding added on (top and bottom, left and right).
+    pub padding: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// DeepLab's rule for a dilated 3x3: padding = dilation keeps the map size.
+    pub fn same_3x3(dilation: usize) -> Self {
+        ConvGeometry {
+            kernel_size: 3,
+            dilation,
+            padding: [dilation, dilation],
+        }
+    }
+
+    pub fn pointwise() -> Self {
+        ConvGeometry {
+            kernel_size: 1,
+            dilation: 1,
+            padding: [0, 0],
+        }
+    }
+
+    /// PyTorch's `out = in + 2 * padding - dilation * (kernel - 1)` (stride 1); an error if the
+    /// dilated kernel does not fit in the padded input or the dilation is 0.
+    pub fn out_hw(&self, in_h: usize, in_w: usize) -> Result<(usize, usize)> {
+        if self.dilation == 0 {
+            return Err(Error::invalid("conv2d dilation", "must be >= 1, found 0"));
+        }
+        let span = self.dilation * (self.kernel_size - 1);
+        let out = |size: usize, pad: usize| (size + 2 * pad).checked_sub(span).filter(|&o| o > 0);
+        match (out(in_h, self.padding[0]), out(in_w, self.padding[1])) {
+            (Some(h), Some(w)) => Ok((h, w)),
+            _ => Err(Error::shape(
+                "conv2d input",
+                format!(
+                    "H + 2*{} and W + 2*{} larger than the dilated kernel span {span}",
+                    self.padding[0], self.padding[1]
+                ),
+                format!("H={in_h}, W={in_w}"),
+            )),
+        }
+    }
+}
+
+/// PyTorch's adaptive pooling window along one axis for output index `i`:
+/// `[floor(i * in / out), ceil((i + 1) * in / out))`.
+pub fn adaptive_window(i: usize, in_size: usize, out_size: usize) -> (usize, usize) {
+    let start = (i * in_size) / out_size;
+    let end = ((i + 1) * in_size).div_ceil(out_size);
+    (start, end)
+}
+
+/// The source-coordinate scale PyTorch uses for bilinear interpolation along one axis, computed
+/// in f32 exactly as `area_pixel_compute_scale` does for a float tensor with an explicit size.
+pub fn bilinear_scale(in_size: usize, out_size: usize, align_corners: bool) -> f32 {
+    if align_corners {
+        if out_size > 1 {
+            (in_size as f32 - 1.0) / (out_size as f32 - 1.0)
+        } else {
+            0.0
+        }
+    } else {
+        in_size as f32 / out_size as f32
+    }
+}
+
+/// Source position of output index `dst` (PyTorch's `area_pixel_compute_source_index` followed by
+/// the neighbour choice of `upsample_bilinear2d`): returns (i0, i1, weight of i1).
+///
+/// Computed in f32 on purpose: PyTorch computes source coordinates and weights in f32 for f32
+/// tensors (`opmath_t`), and at large sizes one f32 ulp of the coordinate is ~1e-5 of a pixel,
+/// visible in the output. The reference models that; only the blend is done in f64.
+pub fn bilinear_source(
+    dst: usize,
+    in_size: usize,
+    scale: f32,
+    align_corners: bool,
+) -> (usize, usize, f32) {
+    let src = if align_corners {
+        scale * dst as f32
+    } else {
+        (scale * (dst as f32 + 0.5) - 0.5).max(0.0)
+    };
+    let i0 = (src as usize).min(in_size - 1);
+    let i1 = (i0 + 1).min(in_size - 1);
+    let lambda = (src - i0 as f32).clamp(0.0, 1.0);
+    (i0, i1, lambda)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conv_output_size_follows_pytorch() {
+        assert_eq!(ConvGeometry::same_3x3(12).out_hw(9, 7).unwrap(), (9, 7));
+        let no_pad = ConvGeometry {
+            kernel_size: 3,
+            dilation: 2,
+            padding: [0, 0],
+        };
+        assert_eq!(no_pad.out_hw(9, 7).unwrap(), (5, 3));
+        assert!(no_pad.out_hw(4, 7).is_err());
+        let zero = ConvGeometry {
+            dilation: 0,
+            ..no_pad
+        };
+        assert!(zero.out_hw(9, 9).is_err());
+    }
+
+    #[test]
+    fn adaptive_windows_cover_the_input_and_overlap_when_not_divisible() {
+        // 33 -> 6: windows of 6 or 7 that overlap by one.
+        let windows: Vec<_> = (0..6).map(|i| adaptive_window(i, 33, 6)).collect();
+        assert_eq!(windows[0], (0, 6));
+        assert_eq!(windows[5], (27, 33));
+        // Output larger than input: every window is one or two pixels wide.
+        for i in 0..7 {
+            let (s, e) = adaptive_window(i, 3, 7);
+            assert!(e > s && e - s <= 2);
+        }
+    }
+
+    #[test]
+    fn bilinear_from_one_pixel_reads_that_pixel() {
+        for ac in [false, true] {
+            let scale = bilinear_scale(1, 33, ac);
+            for dst in 0..33 {
+                assert_eq!(bilinear_source(dst, 1, scale, ac), (0, 0, 0.0));
+            }
+        }
+    }
+}
