@@ -258,6 +258,11 @@ impl Context {
         )
     }
 
+    /// How many compute pipelines have been compiled on this context (each is compiled once).
+    pub fn pipelines_compiled(&self) -> usize {
+        self.pipelines.len()
+    }
+
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }

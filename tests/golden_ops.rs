@@ -1,0 +1,299 @@
+//! Every op against PyTorch's own functions (`F.conv2d`, `F.batch_norm`, `F.adaptive_avg_pool2d`,
+//! `F.interpolate`, `torch.cat`): golden outputs in tests/fixtures/ops.safetensors, written by
+//! scripts/make_fixtures.py. The file carries a format version; a missing or stale file fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use atrous::ops::conv1x1::Conv1x1Variant;
+use atrous::ops::conv3x3::Conv3x3Variant;
+use atrous::ops::{self, BatchNorm, BatchNorm2d, Conv1x1, Conv3x3, ConvWeights};
+use atrous::shape::ConvGeometry;
+use atrous::Tensor;
+use safetensors::SafeTensors;
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/ops.safetensors"
+);
+const FORMAT: &str = "atrous-op-fixtures";
+const VERSION: &str = "1";
+/// Relative L2 error allowed against PyTorch's f32 results.
+const TOLERANCE: f64 = 1e-5;
+
+struct Fixture {
+    bytes: Vec<u8>,
+}
+
+impl Fixture {
+    fn load() -> Self {
+        let bytes = std::fs::read(FIXTURE).unwrap_or_else(|e| {
+            panic!("{FIXTURE}: {e}. Regenerate it with `python scripts/make_fixtures.py` (see its header)")
+        });
+        Fixture { bytes }
+    }
+
+    fn parse(&self) -> (SafeTensors<'_>, BTreeMap<String, String>) {
+        let (_, metadata) = SafeTensors::read_metadata(&self.bytes).expect("fixture header");
+        let meta: BTreeMap<String, String> = metadata
+            .metadata()
+            .clone()
+            .map(|m| m.into_iter().collect())
+            .expect("fixture has __metadata__");
+        let tensors = SafeTensors::deserialize(&self.bytes).expect("fixture tensors");
+        (tensors, meta)
+    }
+}
+
+fn tensor(st: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let view = st
+        .tensor(name)
+        .unwrap_or_else(|e| panic!("fixture tensor {name}: {e}"));
+    assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name} dtype");
+    (
+        view.shape().to_vec(),
+        bytemuck::pod_collect_to_vec(view.data()),
+    )
+}
+
+fn shape4(name: &str, shape: &[usize]) -> [usize; 4] {
+    shape
+        .try_into()
+        .unwrap_or_else(|_| panic!("{name}: rank 4 expected, found {shape:?}"))
+}
+
+fn upload(st: &SafeTensors<'_>, name: &str) -> Tensor {
+    let (shape, data) = tensor(st, name);
+    Tensor::from_slice(common::ctx(), name, shape4(name, &shape), &data).expect("upload")
+}
+
+fn conv_weights(st: &SafeTensors<'_>, case: &str, bias: bool) -> ConvWeights {
+    let (shape, weight) = tensor(st, &format!("{case}.w"));
+    let bias = bias.then(|| tensor(st, &format!("{case}.b")).1);
+    ConvWeights::new(case, shape4("w", &shape), weight, bias).expect("fixture weights")
+}
+
+fn batchnorm(st: &SafeTensors<'_>, case: &str, eps: f64) -> BatchNorm {
+    let get = |role: &str| tensor(st, &format!("{case}.{role}")).1;
+    BatchNorm {
+        gamma: get("gamma"),
+        beta: get("beta"),
+        running_mean: get("mean"),
+        running_var: get("var"),
+        eps,
+    }
+}
+
+fn geometry(params: &Value) -> ConvGeometry {
+    let padding = params["padding"].as_array().expect("padding");
+    ConvGeometry {
+        kernel_size: params["kernel_size"].as_u64().unwrap() as usize,
+        dilation: params["dilation"].as_u64().unwrap() as usize,
+        padding: [
+            padding[0].as_u64().unwrap() as usize,
+            padding[1].as_u64().unwrap() as usize,
+        ],
+    }
+}
+
+/// Runs one conv with every kernel variant of its size; returns the outputs.
+fn run_conv(
+    weights: &ConvWeights,
+    geometry: ConvGeometry,
+    relu: bool,
+    x: &Tensor,
+) -> Vec<(String, Tensor)> {
+    let ctx = common::ctx();
+    if geometry.kernel_size == 3 {
+        Conv3x3Variant::ALL
+            .iter()
+            .map(|&v| {
+                let conv = Conv3x3::new(ctx, "conv", weights, geometry, relu, v).unwrap();
+                (v.name().to_string(), conv.forward(ctx, x).unwrap())
+            })
+            .collect()
+    } else {
+        assert_eq!(geometry.padding, [0, 0], "fixture 1x1 convs are unpadded");
+        Conv1x1Variant::ALL
+            .iter()
+            .map(|&v| {
+                let conv = Conv1x1::new(ctx, "conv", weights, relu, v).unwrap();
+                (v.name().to_string(), conv.forward(ctx, x).unwrap())
+            })
+            .collect()
+    }
+}
+
+/// Runs a case and returns (variant label, output) pairs to compare with `NAME.y`.
+fn run_case(st: &SafeTensors<'_>, case: &str, params: &Value) -> Vec<(String, Tensor)> {
+    let ctx = common::ctx();
+    let x = || upload(st, &format!("{case}.x"));
+    let flag = |key: &str| {
+        params[key]
+            .as_bool()
+            .unwrap_or_else(|| panic!("{case}: {key}"))
+    };
+    match params["op"].as_str().expect("op") {
+        "conv2d" => {
+            let weights = conv_weights(st, case, flag("bias"));
+            run_conv(&weights, geometry(params), flag("relu"), &x())
+        }
+        "conv_bn" => {
+            let weights = conv_weights(st, case, flag("bias"));
+            let bn = batchnorm(st, case, params["eps"].as_f64().unwrap());
+            let folded = weights.fold_batchnorm(&bn).unwrap();
+            run_conv(&folded, geometry(params), flag("relu"), &x())
+        }
+        "batchnorm" => {
+            let bn = batchnorm(st, case, params["eps"].as_f64().unwrap());
+            let layer = BatchNorm2d::new(ctx, "bn", &bn, flag("relu")).unwrap();
+            vec![("batchnorm".into(), layer.forward(ctx, &x()).unwrap())]
+        }
+        "adaptive_avg_pool2d" => {
+            let size = &params["output_size"];
+            let size = [
+                size[0].as_u64().unwrap() as usize,
+                size[1].as_u64().unwrap() as usize,
+            ];
+            vec![(
+                "pool".into(),
+                ops::adaptive_avg_pool2d(ctx, &x(), size).unwrap(),
+            )]
+        }
+        "interpolate" => {
+            let size = &params["size"];
+            let size = [
+                size[0].as_u64().unwrap() as usize,
+                size[1].as_u64().unwrap() as usize,
+            ];
+            let out = ops::interpolate(ctx, &x(), size, flag("align_corners")).unwrap();
+            vec![("interpolate".into(), out)]
+        }
+        "concat" => {
+            let count = params["count"].as_u64().unwrap() as usize;
+            let inputs: Vec<Tensor> = (0..count)
+                .map(|i| upload(st, &format!("{case}.x{i}")))
+                .collect();
+            let refs: Vec<&Tensor> = inputs.iter().collect();
+            vec![("concat".into(), ops::concat(ctx, &refs).unwrap())]
+        }
+        other => panic!("{case}: unknown op {other} in fixture"),
+    }
+}
+
+#[test]
+fn every_op_matches_pytorch_golden_outputs() {
+    let fixture = Fixture::load();
+    let (st, meta) = fixture.parse();
+    assert_eq!(
+        meta.get("format").map(String::as_str),
+        Some(FORMAT),
+        "fixture format"
+    );
+    assert_eq!(
+        meta.get("version").map(String::as_str),
+        Some(VERSION),
+        "stale fixture: regenerate with scripts/make_fixtures.py"
+    );
+    let cases: Vec<String> = serde_json::from_str(&meta["cases"]).expect("case list");
+    let mut per_op: BTreeMap<String, usize> = BTreeMap::new();
+    let mut worst = (0.0f64, String::new());
+    for case in &cases {
+        let params: Value =
+            serde_json::from_str(&meta[&format!("case.{case}")]).expect("case params");
+        let (y_shape, expected) = tensor(&st, &format!("{case}.y"));
+        let expected: Vec<f64> = expected.iter().map(|&v| v as f64).collect();
+        for (label, output) in run_case(&st, case, &params) {
+            assert_eq!(
+                output.shape().to_vec(),
+                y_shape,
+                "{case} ({label}) output shape"
+            );
+            let actual = output.to_vec(common::ctx()).unwrap();
+            let c = common::assert_close(
+                &format!("{case} ({label})"),
+                output.shape(),
+                &actual,
+                &expected,
+                TOLERANCE,
+            );
+            if c.rel_l2 > worst.0 {
+                worst = (
+                    c.rel_l2,
+                    format!("{case} ({label}), max abs {:.2e}", c.max_abs),
+                );
+            }
+            *per_op.entry(label).or_default() += 1;
+        }
+    }
+    println!(
+        "{} cases, per kernel: {per_op:?}; worst rel L2 {:.2e} in {}",
+        cases.len(),
+        worst.0,
+        worst.1
+    );
+    // Stale-coverage guard: the fixture must exercise every kernel.
+    for kernel in [
+        "conv3x3_direct",
+        "conv3x3_tiled",
+        "conv1x1_direct",
+        "conv1x1_tiled",
+        "batchnorm",
+        "pool",
+        "interpolate",
+        "concat",
+    ] {
+        assert!(
+            per_op.get(kernel).copied().unwrap_or(0) >= 3,
+            "fixture covers {kernel} fewer than 3 times: {per_op:?}"
+        );
+    }
+}
+
+/// The fixture itself must cover the edge cases the engine promises (the script could drift).
+#[test]
+fn fixture_covers_the_promised_edge_cases() {
+    let fixture = Fixture::load();
+    let (st, meta) = fixture.parse();
+    let cases: Vec<String> = serde_json::from_str(&meta["cases"]).unwrap();
+    let mut dilations = std::collections::BTreeSet::new();
+    let (mut beyond_map, mut n2, mut hw_differ, mut pool_up, mut pool_nondiv, mut interp_from_1x1) =
+        (false, false, false, false, false, [false; 2]);
+    for case in &cases {
+        let params: Value = serde_json::from_str(&meta[&format!("case.{case}")]).unwrap();
+        let x_name = if params["op"] == "concat" {
+            format!("{case}.x0")
+        } else {
+            format!("{case}.x")
+        };
+        let (shape, _) = tensor(&st, &x_name);
+        n2 |= shape[0] == 2;
+        hw_differ |= shape[2] != shape[3];
+        match params["op"].as_str().unwrap() {
+            "conv2d" if params["kernel_size"] == 3 => {
+                let d = params["dilation"].as_u64().unwrap() as usize;
+                dilations.insert(d);
+                beyond_map |= d >= shape[2].max(shape[3]);
+            }
+            "adaptive_avg_pool2d" => {
+                let o = params["output_size"][0].as_u64().unwrap() as usize;
+                pool_up |= o > shape[2];
+                pool_nondiv |= shape[2] % o != 0;
+            }
+            "interpolate" => {
+                if shape[2] == 1 && shape[3] == 1 {
+                    interp_from_1x1[params["align_corners"].as_bool().unwrap() as usize] = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    for d in [1, 2, 6, 12, 18, 24, 36] {
+        assert!(dilations.contains(&d), "no 3x3 case with dilation {d}");
+    }
+    assert!(
+        beyond_map && n2 && hw_differ && pool_up && pool_nondiv && interp_from_1x1 == [true, true]
+    );
+}

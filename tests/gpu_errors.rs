@@ -1,0 +1,46 @@
+//! GPU errors become `Result`s: wgpu's default handler would panic on an uncaught error. This
+//! file has its own process (and context) because it provokes errors on purpose.
+
+mod common;
+
+use atrous::Error;
+
+#[test]
+fn validation_error_inside_a_scope_is_returned_not_panicked() {
+    let ctx = common::ctx();
+    // MAP_READ may only be combined with COPY_DST: wgpu rejects this buffer.
+    let result = ctx.scoped("an invalid buffer", || {
+        Ok(ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("invalid"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        }))
+    });
+    match result {
+        Err(Error::Validation { during, message }) => {
+            assert_eq!(during, "an invalid buffer");
+            assert!(!message.is_empty());
+        }
+        Err(e) => panic!("expected a validation error, got {e}"),
+        Ok(_) => panic!("an invalid buffer was accepted"),
+    }
+    // The context stays usable.
+    ctx.sync().unwrap();
+}
+
+#[test]
+fn uncaptured_error_is_reported_by_the_next_check() {
+    let ctx = common::ctx();
+    // No scope: without our handler wgpu would panic here.
+    let _buffer = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid, unscoped"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::UNIFORM,
+        mapped_at_creation: false,
+    });
+    let error = ctx.check().expect_err("the uncaptured error was lost");
+    assert!(matches!(error, Error::Validation { .. }), "{error}");
+    // Reported once.
+    ctx.check().unwrap();
+}
