@@ -366,6 +366,55 @@ def build():
     return fx
 
 
+def build_random(count, seed):
+    """`count` cases of random shapes and parameters drawn from `seed`: an independent check of
+    the engine against PyTorch beyond the fixed edge cases (run it with
+    `ATROUS_OP_FIXTURES=FILE cargo test --release --test golden_ops`)."""
+    import random
+
+    rng = random.Random(seed)
+    fx = Fixtures()
+
+    def dilated():
+        d = rng.choice([1, 2, 3, 4, 6, 12, 18, 24, 36])
+        if rng.random() < 0.7:
+            return d, (d, d)  # DeepLab's padding = dilation
+        # Any padding that still leaves an output: h + 2p - 2d >= 1.
+        need = lambda size: max(0, -(-(2 * d - size + 1) // 2))
+        return d, (need(h) + rng.randint(0, 2), need(w) + rng.randint(0, 2))
+
+    kinds = ["conv3x3", "conv3x3", "conv1x1", "conv_bn", "batchnorm", "pool", "interpolate", "concat"]
+    for i in range(count):
+        n, c = rng.randint(1, 3), rng.randint(1, 12)
+        h, w = rng.randint(1, 40), rng.randint(1, 40)
+        relu, bias = rng.random() < 0.5, rng.random() < 0.5
+        kind = kinds[i % len(kinds)]
+        if kind == "conv3x3":
+            d, pad = dilated()
+            make = lambda: conv_case(fx, 3, n, c, rng.randint(1, 12), h, w, d, pad, bias, relu)
+        elif kind == "conv1x1":
+            make = lambda: conv_case(fx, 1, n, rng.randint(1, 40), rng.randint(1, 24), h, w, 1, 0, bias, relu)
+        elif kind == "conv_bn":
+            k = rng.choice([1, 3])
+            d, pad = dilated() if k == 3 else (1, (0, 0))
+            make = lambda: conv_bn_case(fx, k, n, c, rng.randint(1, 12), h, w, d, pad, bias, 1e-5, relu)
+        elif kind == "batchnorm":
+            make = lambda: batchnorm_case(fx, n, c, h, w, 1e-5, relu)
+        elif kind == "pool":
+            make = lambda: pool_case(fx, n, c, h, w, rng.randint(1, 12), rng.randint(1, 12))
+        elif kind == "interpolate":
+            make = lambda: interp_case(fx, n, c, h, w, rng.randint(1, 70), rng.randint(1, 70), rng.random() < 0.5)
+        else:
+            make = lambda: concat_case(fx, n, h, w, [rng.randint(1, 8) for _ in range(rng.randint(1, 5))])
+        try:
+            make()
+        except AssertionError as e:
+            # Names describe the case, so two identical random draws collide: keep the first.
+            if "duplicate case name" not in str(e):
+                raise
+    return fx
+
+
 def canonicalize_header(path):
     """Rewrite the safetensors JSON header with sorted keys.
 
@@ -392,7 +441,13 @@ def canonicalize_header(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=None, help=f"output path (default {DEFAULT_OUT} in the repo)")
+    ap.add_argument("--random", type=int, metavar="COUNT", default=None,
+                    help="instead of the fixed edge cases, COUNT cases of random shapes (not committed; "
+                         "run with ATROUS_OP_FIXTURES=FILE cargo test --release --test golden_ops)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for --random")
     args = ap.parse_args()
+    if args.random is not None and args.out is None:
+        ap.error("--random needs --out (the committed fixture holds the fixed edge cases)")
     out = args.out if args.out is not None else os.path.join(REPO_ROOT, DEFAULT_OUT)
 
     # Float32 CPU convolution picks its blocking / accumulation order by
@@ -400,7 +455,7 @@ def main():
     # file does not depend on the machine's core count.
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    fx = build()
+    fx = build() if args.random is None else build_random(args.random, args.seed)
 
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     save_file(fx.tensors, out, metadata=fx.metadata())

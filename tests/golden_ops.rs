@@ -1,6 +1,10 @@
 //! Every op against PyTorch's own functions (`F.conv2d`, `F.batch_norm`, `F.adaptive_avg_pool2d`,
 //! `F.interpolate`, `torch.cat`): golden outputs in tests/fixtures/ops.safetensors, written by
 //! scripts/make_fixtures.py. The file carries a format version; a missing or stale file fails.
+//!
+//! `ATROUS_OP_FIXTURES=FILE` points the same tests at another fixture file, e.g. random shapes
+//! from `scripts/make_fixtures.py --random 300 --seed S --out FILE`; the coverage counts below
+//! then apply only to the committed file.
 
 mod common;
 
@@ -27,10 +31,18 @@ struct Fixture {
     bytes: Vec<u8>,
 }
 
+fn fixture_path() -> (String, bool) {
+    match std::env::var("ATROUS_OP_FIXTURES") {
+        Ok(path) => (path, false),
+        Err(_) => (FIXTURE.to_string(), true),
+    }
+}
+
 impl Fixture {
     fn load() -> Self {
-        let bytes = std::fs::read(FIXTURE).unwrap_or_else(|e| {
-            panic!("{FIXTURE}: {e}. Regenerate it with `python scripts/make_fixtures.py` (see its header)")
+        let (path, _) = fixture_path();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!("{path}: {e}. Regenerate it with `python scripts/make_fixtures.py` (see its header)")
         });
         Fixture { bytes }
     }
@@ -240,6 +252,9 @@ fn check_op(op: &str) -> BTreeMap<String, usize> {
 }
 
 fn assert_covered(per_kernel: &BTreeMap<String, usize>, kernels: &[&str], at_least: usize) {
+    if !fixture_path().1 {
+        return;
+    }
     for kernel in kernels {
         let count = per_kernel.get(*kernel).copied().unwrap_or(0);
         assert!(
@@ -294,6 +309,9 @@ fn concat_matches_torch_cat() {
 /// The fixture itself must cover the edge cases the engine promises (the script could drift).
 #[test]
 fn fixture_covers_the_promised_edge_cases() {
+    if !fixture_path().1 {
+        return;
+    }
     let fixture = Fixture::load();
     let (st, meta) = fixture.parse();
     let cases: Vec<String> = serde_json::from_str(&meta["cases"]).unwrap();
