@@ -84,7 +84,7 @@ fn rank(info: &wgpu::AdapterInfo, power: Option<wgpu::PowerPreference>) -> (u8, 
 pub fn enumerate_adapters() -> (Vec<AdapterSummary>, Result<(usize, String)>) {
     let instance = new_instance();
     let adapters = sorted_adapters(&instance);
-    let choice = choose(&adapters).map(|(index, reason)| (index, reason));
+    let choice = choose(&adapters);
     (
         adapters.iter().map(|a| a.get_info().into()).collect(),
         choice,
@@ -218,10 +218,8 @@ impl Context {
         let lost = Arc::new(Mutex::new(None));
         let lost_slot = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
-            if reason != wgpu::DeviceLostReason::Destroyed {
-                *lost_slot.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(format!("{reason:?}: {message}"));
-            }
+            *lost_slot.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(format!("{reason:?}: {message}"));
         });
 
         Ok(Context {
@@ -274,7 +272,9 @@ impl Context {
     /// The largest buffer one storage binding may cover; tensors above it are rejected with
     /// [`Error::TooLarge`].
     pub fn max_binding_bytes(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Runs `f` (which creates resources or records commands) inside error scopes for
@@ -293,6 +293,10 @@ impl Context {
         ];
         let value = result?;
         if let Some(error) = caught.into_iter().flatten().next() {
+            // An error is often the first sign of a lost device: say so rather than report
+            // its symptom.
+            let _ = self.device.poll(wgpu::PollType::Poll);
+            self.check_lost()?;
             return Err(Error::from_wgpu(during, error));
         }
         Ok(value)

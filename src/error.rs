@@ -105,19 +105,20 @@ impl Error {
     /// Converts an error captured from wgpu (by an error scope or the uncaptured-error handler).
     pub(crate) fn from_wgpu(during: &str, error: wgpu::Error) -> Self {
         let during = during.to_string();
+        // wgpu's description is often just "Validation Error"; the cause is in the source chain.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = cause.source();
+        }
         match error {
-            wgpu::Error::OutOfMemory { source } => Error::OutOfMemory {
-                during,
-                message: source.to_string(),
-            },
-            wgpu::Error::Validation { description, .. } => Error::Validation {
-                during,
-                message: description,
-            },
-            wgpu::Error::Internal { description, .. } => Error::Internal {
-                during,
-                message: description,
-            },
+            wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory { during, message },
+            wgpu::Error::Validation { .. } => Error::Validation { during, message },
+            wgpu::Error::Internal { .. } => Error::Internal { during, message },
         }
     }
 }

@@ -339,10 +339,8 @@ fn fixture_covers_the_promised_edge_cases() {
                 pool_up |= o > shape[2];
                 pool_nondiv |= shape[2] % o != 0;
             }
-            "interpolate" => {
-                if shape[2] == 1 && shape[3] == 1 {
-                    interp_from_1x1[params["align_corners"].as_bool().unwrap() as usize] = true;
-                }
+            "interpolate" if shape[2] == 1 && shape[3] == 1 => {
+                interp_from_1x1[params["align_corners"].as_bool().unwrap() as usize] = true;
             }
             _ => {}
         }

@@ -42,7 +42,7 @@ impl BatchNorm {
                 ));
             }
         }
-        if !(self.eps >= 0.0) {
+        if self.eps.is_nan() || self.eps < 0.0 {
             return Err(Error::invalid(
                 format!("{what} eps"),
                 format!("must be >= 0, found {}", self.eps),
