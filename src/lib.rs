@@ -17,6 +17,7 @@ pub mod context;
 pub mod error;
 pub mod ops;
 pub mod pipeline;
+pub mod plot;
 pub mod reference;
 pub mod shape;
 pub mod tensor;
