@@ -94,7 +94,6 @@ impl Error {
         }
     }
 
-    #[allow(dead_code)] // used by the weight loaders
     pub(crate) fn file(path: impl fmt::Display, message: impl fmt::Display) -> Self {
         Error::File {
             path: path.to_string(),

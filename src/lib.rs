@@ -21,6 +21,7 @@ pub mod plot;
 pub mod reference;
 pub mod shape;
 pub mod tensor;
+pub mod tune;
 
 pub use context::Context;
 pub use error::{Error, Result};
