@@ -15,6 +15,7 @@
 pub mod check;
 pub mod context;
 pub mod error;
+pub mod graph;
 pub mod ops;
 pub mod pipeline;
 pub mod plot;
