@@ -13,6 +13,7 @@
 //! ```
 
 pub mod check;
+pub mod cli_run;
 pub mod context;
 pub mod error;
 pub mod graph;

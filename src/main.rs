@@ -27,6 +27,9 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Run a context head (ASPP, DeepLabHead, PPM, PSP head) with PyTorch weights stored as
+    /// safetensors on a safetensors input.
+    Run(atrous::cli_run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info => info(),
         Command::Check { quick } => run_check(quick),
+        Command::Run(args) => atrous::cli_run::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
