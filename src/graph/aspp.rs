@@ -155,7 +155,8 @@ impl AsppWeights {
     }
 }
 
-fn join(values: &[usize]) -> String {
+/// "6,12,18": a list of rates or bins as the command line takes it.
+pub(crate) fn join(values: &[usize]) -> String {
     values
         .iter()
         .map(ToString::to_string)

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::graph::aspp::check_positive;
+use crate::graph::aspp::{check_positive, join};
 use crate::graph::plan::{Plan, PlanBuilder, PlanCache};
 use crate::graph::weights::StateDict;
 use crate::graph::{check_input_channels, check_size, record_classifier, Graph};
@@ -57,10 +57,7 @@ impl PpmWeights {
                     "{} given ({}), but the weights in {} hold {stage_count} pyramid stages \
                      ('{}' to '{}'); give {stage_count} bins",
                     bins.len(),
-                    bins.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(","),
+                    join(bins),
                     weights.file_name(),
                     weights.full_key("stages.0"),
                     weights.full_key(&format!("stages.{}", stage_count - 1)),
