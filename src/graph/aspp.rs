@@ -237,32 +237,44 @@ impl Aspp {
         let [n, _, h, w] = self.out_shape(input.shape())?;
         let concat = Tensor::empty(ctx, "ASPP concat", [n, self.concat_channels(), h, w])?;
         plan.push(
+            "convs.0",
             self.conv1x1
                 .prepare(ctx, input, OutputSlice::channels(&concat, 0))?,
         );
         let mut offset = self.conv1x1.out_channels();
-        for branch in &self.atrous {
-            plan.push(branch.prepare(ctx, input, OutputSlice::channels(&concat, offset))?);
+        for (i, branch) in self.atrous.iter().enumerate() {
+            plan.push(
+                &format!("convs.{}", i + 1),
+                branch.prepare(ctx, input, OutputSlice::channels(&concat, offset))?,
+            );
             offset += branch.out_channels();
         }
+        let pooling_layer = format!("convs.{}", self.atrous.len() + 1);
         // Pooling branch -> per-image projection bias, all at 1x1.
         let pooled = Tensor::empty(ctx, "ASPP pooled", [n, self.in_channels, 1, 1])?;
-        plan.push(ops::adaptive_avg_pool2d::prepare(ctx, input, &pooled)?);
+        plan.push(
+            &pooling_layer,
+            ops::adaptive_avg_pool2d::prepare(ctx, input, &pooled)?,
+        );
         let pool_features = Tensor::empty(
             ctx,
             "ASPP pooling branch",
             [n, self.pooling.out_channels(), 1, 1],
         )?;
         plan.push(
+            &pooling_layer,
             self.pooling
                 .prepare(ctx, &pooled, (&pool_features).into())?,
         );
         let bias = Tensor::empty(ctx, "ASPP projection bias", [n, self.out_channels(), 1, 1])?;
+        // The pooled channels' share of the projection, as a per-image bias.
         plan.push(
+            "project",
             self.project_pooling
                 .prepare(ctx, &pool_features, (&bias).into())?,
         );
         plan.push(
+            "project",
             self.project
                 .prepare_with_bias(ctx, &concat, output, Some(bias.buffer()))?,
         );

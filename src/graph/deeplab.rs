@@ -158,14 +158,19 @@ impl Graph for DeepLabHead {
                 |input, output, plan| {
                     let aspp_out =
                         Tensor::empty(ctx, "ASPP output", [n, self.aspp.out_channels(), h, w])?;
-                    self.aspp.record(ctx, input, (&aspp_out).into(), plan)?;
+                    plan.nested("0.", |plan| {
+                        self.aspp.record(ctx, input, (&aspp_out).into(), plan)
+                    })?;
                     let features = Tensor::empty(
                         ctx,
                         "DeepLabHead features",
                         [n, self.conv3x3.out_channels(), h, w],
                     )?;
-                    plan.push(self.conv3x3.prepare(ctx, &aspp_out, (&features).into())?);
-                    record_classifier(ctx, &self.classifier, &features, output, plan)?;
+                    plan.push(
+                        "1",
+                        self.conv3x3.prepare(ctx, &aspp_out, (&features).into())?,
+                    );
+                    record_classifier(ctx, "4", &self.classifier, &features, output, plan)?;
                     plan.keep([aspp_out, features]);
                     Ok(())
                 },

@@ -194,6 +194,7 @@ pub(crate) fn check_size(size: Option<[usize; 2]>) -> Result<()> {
 /// resize writes into `output`.
 pub(crate) fn record_classifier(
     ctx: &Context,
+    layer: &str,
     classifier: &Conv1x1,
     features: &Tensor,
     output: &Tensor,
@@ -203,17 +204,15 @@ pub(crate) fn record_classifier(
     let [_, classes, out_h, out_w] = output.shape();
     if (out_h, out_w) == (h, w) {
         // Resizing to the same size is the identity (every source coordinate is exact).
-        plan.push(classifier.prepare(ctx, features, output.into())?);
+        plan.push(layer, classifier.prepare(ctx, features, output.into())?);
         return Ok(());
     }
     let logits = Tensor::empty(ctx, "logits", [n, classes, h, w])?;
-    plan.push(classifier.prepare(ctx, features, (&logits).into())?);
-    plan.push(ops::interpolate::prepare(
-        ctx,
-        &logits,
-        output.into(),
-        false,
-    )?);
+    plan.push(layer, classifier.prepare(ctx, features, (&logits).into())?);
+    plan.push(
+        "upsample",
+        ops::interpolate::prepare(ctx, &logits, output.into(), false)?,
+    );
     plan.keep([logits]);
     Ok(())
 }
@@ -302,6 +301,46 @@ mod tests {
         );
         // 1x1 branch, 3 atrous branches, pool, pooling 1x1, projection bias, projection.
         assert_eq!(labels.len(), 1 + rates.len() + 4, "{labels:?}");
+        // Layers carry PyTorch's module paths, as the per-layer benchmark reports them.
+        let layers: Vec<(&str, usize)> = plan.layers().iter().map(|(n, l)| (*n, l.len())).collect();
+        assert_eq!(
+            layers,
+            [
+                ("convs.0", 1),
+                ("convs.1", 1),
+                ("convs.2", 1),
+                ("convs.3", 1),
+                ("convs.4", 2),
+                ("project", 2)
+            ]
+        );
+    }
+
+    /// Nested graphs prefix their layers with the module path PyTorch gives them.
+    #[test]
+    fn head_layers_are_named_by_module_path() {
+        let ctx = Context::new().unwrap();
+        let case = "psp_head_b1-2-3_n1_c18_cls3_h13w11_size27x23";
+        let config = GraphConfig::PspHead {
+            bins: vec![1, 2, 3],
+            size: Some([27, 23]),
+        };
+        let plan = load(case, config, &ctx)
+            .plan(&ctx, [1, 18, 13, 11])
+            .unwrap();
+        let names: Vec<&str> = plan.layers().iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "0.cat",
+                "0.stages.0",
+                "0.stages.1",
+                "0.stages.2",
+                "0.bottleneck",
+                "1",
+                "upsample"
+            ]
+        );
     }
 
     /// The PPM copies its input into the concat buffer once; each stage's upsample writes its

@@ -18,6 +18,8 @@ pub struct Plan {
     input: Tensor,
     output: Tensor,
     launches: Vec<Launch>,
+    /// The layer each launch belongs to, named by PyTorch module path (`convs.1`, `project`).
+    layer_names: Vec<String>,
     /// Intermediate tensors (pooled maps, the concat buffer, ...), owned here so they live as
     /// long as the dispatches that use them.
     intermediates: Vec<Tensor>,
@@ -25,13 +27,31 @@ pub struct Plan {
 
 /// Collects the dispatches and intermediate tensors of a plan while a graph records itself.
 pub(crate) struct PlanBuilder {
-    pub launches: Vec<Launch>,
-    pub intermediates: Vec<Tensor>,
+    launches: Vec<Launch>,
+    layer_names: Vec<String>,
+    intermediates: Vec<Tensor>,
+    /// Module path of the graph being recorded (`0.` for an ASPP inside a DeepLabHead).
+    prefix: String,
 }
 
 impl PlanBuilder {
-    pub fn push(&mut self, launch: Launch) {
+    /// Adds a dispatch of `layer` (a PyTorch module path relative to the current graph).
+    pub fn push(&mut self, layer: &str, launch: Launch) {
         self.launches.push(launch);
+        self.layer_names.push(format!("{}{layer}", self.prefix));
+    }
+
+    /// Records a sub-graph whose layers live under `prefix` (e.g. `0.`).
+    pub fn nested<T>(
+        &mut self,
+        prefix: &str,
+        record: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        let outer = self.prefix.len();
+        self.prefix.push_str(prefix);
+        let result = record(self);
+        self.prefix.truncate(outer);
+        result
     }
 
     /// Keeps intermediate tensors alive for the plan's lifetime.
@@ -54,13 +74,16 @@ impl Plan {
         let output = Tensor::empty(ctx, &format!("{graph} output"), output_shape)?;
         let mut builder = PlanBuilder {
             launches: Vec::new(),
+            layer_names: Vec::new(),
             intermediates: Vec::new(),
+            prefix: String::new(),
         };
         record(&input, &output, &mut builder)?;
         Ok(Plan {
             input,
             output,
             launches: builder.launches,
+            layer_names: builder.layer_names,
             intermediates: builder.intermediates,
         })
     }
@@ -78,6 +101,19 @@ impl Plan {
     /// The prepared dispatches, in recording order.
     pub fn launches(&self) -> &[Launch] {
         &self.launches
+    }
+
+    /// The layers in recording order: each a PyTorch module path and its consecutive launches.
+    pub fn layers(&self) -> Vec<(&str, &[Launch])> {
+        let mut layers: Vec<(&str, &[Launch])> = Vec::new();
+        let mut start = 0;
+        for end in 1..=self.launches.len() {
+            if end == self.launches.len() || self.layer_names[end] != self.layer_names[start] {
+                layers.push((&self.layer_names[start], &self.launches[start..end]));
+                start = end;
+            }
+        }
+        layers
     }
 
     /// Bytes of GPU memory held by the plan's own tensors (input, output, intermediates).

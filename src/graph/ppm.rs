@@ -160,27 +160,34 @@ impl Ppm {
     ) -> Result<()> {
         let [n, _, h, w] = self.out_shape(input.shape())?;
         let concat = Tensor::empty(ctx, "PPM concat", [n, self.bottleneck.in_channels(), h, w])?;
-        plan.push(ops::concat::prepare(
-            ctx,
-            input,
-            OutputSlice::channels(&concat, 0),
-        )?);
+        // The input's copy into the concat buffer: the only part of torch.cat left.
+        plan.push(
+            "cat",
+            ops::concat::prepare(ctx, input, OutputSlice::channels(&concat, 0))?,
+        );
         let mut offset = self.in_channels;
-        for (stage, &bin) in self.stages.iter().zip(&self.bins) {
+        for (i, (stage, &bin)) in self.stages.iter().zip(&self.bins).enumerate() {
+            let layer = format!("stages.{i}");
             let pooled = Tensor::empty(ctx, "PPM pooled", [n, self.in_channels, bin, bin])?;
-            plan.push(ops::adaptive_avg_pool2d::prepare(ctx, input, &pooled)?);
+            plan.push(
+                &layer,
+                ops::adaptive_avg_pool2d::prepare(ctx, input, &pooled)?,
+            );
             let features = Tensor::empty(ctx, "PPM stage", [n, stage.out_channels(), bin, bin])?;
-            plan.push(stage.prepare(ctx, &pooled, (&features).into())?);
-            plan.push(ops::interpolate::prepare(
-                ctx,
-                &features,
-                OutputSlice::channels(&concat, offset),
-                true,
-            )?);
+            plan.push(&layer, stage.prepare(ctx, &pooled, (&features).into())?);
+            plan.push(
+                &layer,
+                ops::interpolate::prepare(
+                    ctx,
+                    &features,
+                    OutputSlice::channels(&concat, offset),
+                    true,
+                )?,
+            );
             offset += stage.out_channels();
             plan.keep([pooled, features]);
         }
-        plan.push(self.bottleneck.prepare(ctx, &concat, output)?);
+        plan.push("bottleneck", self.bottleneck.prepare(ctx, &concat, output)?);
         plan.keep([concat]);
         Ok(())
     }
@@ -320,8 +327,10 @@ impl Graph for PspHead {
                 |input, output, plan| {
                     let features =
                         Tensor::empty(ctx, "PPM output", self.ppm.out_shape(input.shape())?)?;
-                    self.ppm.record(ctx, input, (&features).into(), plan)?;
-                    record_classifier(ctx, &self.classifier, &features, output, plan)?;
+                    plan.nested("0.", |plan| {
+                        self.ppm.record(ctx, input, (&features).into(), plan)
+                    })?;
+                    record_classifier(ctx, "1", &self.classifier, &features, output, plan)?;
                     plan.keep([features]);
                     Ok(())
                 },
