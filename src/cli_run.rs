@@ -14,7 +14,6 @@
 //! temporary file beside it and renamed into place, so a failed run leaves no output file.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -231,24 +230,7 @@ pub fn write_output(
         .map_err(|e| fail(format!("cannot serialize the output: {e}")))?;
     let bytes = safetensors::serialize([("output", view)], Some(metadata))
         .map_err(|e| fail(format!("cannot serialize the output: {e}")))?;
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| fail("is not a file path".into()))?;
-    let temporary = output_dir(path).join(format!(
-        ".{}.{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = std::fs::File::create(&temporary)
-        .and_then(|mut file| {
-            file.write_all(&bytes)?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&temporary, path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        fail(format!("cannot write the output: {e}"))
-    })
+    crate::files::write_atomically(path, &bytes)
 }
 
 /// The directory an output path lives in ("." for a bare file name).

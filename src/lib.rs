@@ -16,6 +16,7 @@ pub mod check;
 pub mod cli_run;
 pub mod context;
 pub mod error;
+pub mod files;
 pub mod graph;
 pub mod ops;
 pub mod pipeline;

@@ -114,9 +114,7 @@ impl TuneCache {
             .collect();
         let text = serde_json::to_string_pretty(&json!({"version": VERSION, "adapters": adapters}))
             .expect("JSON of strings and numbers");
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text + "\n").map_err(|e| Error::file(tmp.display(), e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::file(path.display(), e))
+        crate::files::write_atomically(path, (text + "\n").as_bytes())
     }
 
     pub fn lookup(&self, adapter: &str, shape: &str) -> Option<&Entry> {
