@@ -311,3 +311,34 @@ impl Graph for Aspp {
         })
     }
 }
+
+impl AsppWeights {
+    /// Random weights for an ASPP of the given shape (benchmarks run without files). BN is
+    /// taken as already folded: the convs have a bias, the pooling branch's share of the
+    /// projection is split off as `from_state_dict` does.
+    pub fn random(
+        in_channels: usize,
+        out_channels: usize,
+        rates: &[usize],
+        seed: u64,
+    ) -> Result<Self> {
+        check_positive("atrous rates", rates)?;
+        let mut rng = crate::check::Rng::new(seed);
+        let branches = 1 + rates.len();
+        let project = rng.conv_weights(out_channels, (branches + 1) * out_channels, 1, true);
+        let (project, project_pooling) = split_input_channels(&project, branches * out_channels)?;
+        Ok(AsppWeights {
+            in_channels,
+            rates: rates.to_vec(),
+            input_key: "convs.0.0.weight".into(),
+            conv1x1: rng.conv_weights(out_channels, in_channels, 1, true),
+            atrous: rates
+                .iter()
+                .map(|_| rng.conv_weights(out_channels, in_channels, 3, true))
+                .collect(),
+            pooling: rng.conv_weights(out_channels, in_channels, 1, true),
+            project,
+            project_pooling,
+        })
+    }
+}

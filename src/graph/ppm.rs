@@ -338,3 +338,42 @@ impl Graph for PspHead {
         })
     }
 }
+
+impl PpmWeights {
+    /// Random weights for a PPM of the given shape (benchmarks run without files): one stage of
+    /// `in_channels / bins.len()` channels per bin, a bottleneck to `bottleneck_channels`.
+    pub fn random(
+        in_channels: usize,
+        bins: &[usize],
+        bottleneck_channels: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        check_positive("pyramid bins", bins)?;
+        let stage_channels = in_channels / bins.len().max(1);
+        if stage_channels == 0 {
+            return Err(Error::invalid(
+                "PPM in_channels",
+                format!(
+                    "{in_channels} channels cannot be split over {} bins",
+                    bins.len()
+                ),
+            ));
+        }
+        let mut rng = crate::check::Rng::new(seed);
+        Ok(PpmWeights {
+            in_channels,
+            bins: bins.to_vec(),
+            input_key: "stages.0.1.weight".into(),
+            stages: bins
+                .iter()
+                .map(|_| rng.conv_weights(stage_channels, in_channels, 1, true))
+                .collect(),
+            bottleneck: rng.conv_weights(
+                bottleneck_channels,
+                in_channels + bins.len() * stage_channels,
+                3,
+                true,
+            ),
+        })
+    }
+}
