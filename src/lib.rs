@@ -12,6 +12,7 @@
 //! # Ok::<(), atrous::Error>(())
 //! ```
 
+pub mod bench;
 pub mod check;
 pub mod context;
 pub mod error;
