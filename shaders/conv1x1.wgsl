@@ -20,9 +20,13 @@ struct Params {
     relu: u32,
     pixel_tiles: u32,     // ceil(pixels / TILE_P) (tiled variant)
     channel_groups: u32,  // ceil(out_channels / 4) (tiled variant)
-    total: u32,           // invocations that do work
+    total: u32,           // invocations that do work (direct, tiled); workgroups (blocked)
     bias_stride: u32,     // 0: bias is (C_out,); C_out: bias is (N, C_out), one row per image
+    block_tiles: u32,     // ceil(pixels / (WORKGROUP * PIX)) (blocked variant)
+    channel_blocks: u32,  // ceil(out_channels / (4 * VEC)) (blocked variant)
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -93,6 +97,74 @@ fn conv1x1_tiled(@builtin(workgroup_id) wid: vec3<u32>,
             let co = group * 4u + j;
             if (co >= p.out_channels) { break; }
             y[out_index(n, co, pixel)] = activate(acc[t][j] + bias[n * p.bias_stride + co]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv1x1_blocked: a register-blocked GEMM.
+//
+// w: (ceil(C_out / (4 VEC)), C_in, VEC) of vec4 — for one block of 4*VEC output channels, the
+//    weights of consecutive input channels are consecutive, 4*VEC floats each.
+//
+// A workgroup owns one block of 4*VEC output channels and a run of WORKGROUP*PIX consecutive
+// pixels of one image; each invocation accumulates PIX pixels (WORKGROUP apart) x 4*VEC channels
+// in registers. The weight address depends on the workgroup alone (uniform: one load broadcast
+// to every lane on CPU rasterizers, one cache line on GPUs). Per input channel an invocation
+// does PIX loads of x, VEC vec4 loads of w and 4*VEC*PIX FMAs.
+
+// vec4 groups of output channels per invocation (4*VEC channels), 1..8.
+override VEC: u32 = 4u;
+// Pixels per invocation, 1..4.
+override PIX: u32 = 1u;
+const MAX_VEC: u32 = 8u;
+const MAX_PIX: u32 = 4u;
+
+@compute @workgroup_size(WORKGROUP)
+fn conv1x1_blocked(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group >= p.total) { return; }
+    // Pixel runs vary fastest: consecutive workgroups share a block of weights.
+    let tile = group % p.block_tiles;
+    let block = (group / p.block_tiles) % p.channel_blocks;
+    let n = group / (p.block_tiles * p.channel_blocks);
+    let first = tile * WORKGROUP * PIX;
+
+    // Lanes past the last pixel read the last pixel and do not store.
+    var offset: array<u32, MAX_PIX>;
+    for (var r = 0u; r < PIX; r++) {
+        offset[r] = n * p.in_channels * p.pixels + min(first + r * WORKGROUP + lid, p.pixels - 1u);
+    }
+    var acc: array<vec4<f32>, MAX_PIX * MAX_VEC>; // [r * VEC + v]
+    var wi = block * p.in_channels * VEC;
+    for (var ci = 0u; ci < p.in_channels; ci++) {
+        var xv: array<f32, MAX_PIX>;
+        for (var r = 0u; r < PIX; r++) {
+            xv[r] = x[offset[r]];
+            offset[r] += p.pixels;
+        }
+        for (var v = 0u; v < VEC; v++) {
+            let wv = w[wi + v];
+            for (var r = 0u; r < PIX; r++) {
+                acc[r * VEC + v] = fma(vec4<f32>(xv[r]), wv, acc[r * VEC + v]);
+            }
+        }
+        wi += VEC;
+    }
+
+    for (var r = 0u; r < PIX; r++) {
+        let pixel = first + r * WORKGROUP + lid;
+        if (pixel >= p.pixels) { break; }
+        for (var v = 0u; v < VEC; v++) {
+            for (var j = 0u; j < 4u; j++) {
+                let co = (block * VEC + v) * 4u + j;
+                if (co < p.out_channels) {
+                    y[out_index(n, co, pixel)] =
+                        activate(acc[r * VEC + v][j] + bias[n * p.bias_stride + co]);
+                }
+            }
         }
     }
 }

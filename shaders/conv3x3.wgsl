@@ -28,7 +28,11 @@ struct Params {
     relu: u32,
     tiles_w: u32,      // ceil(out_w / TILE_W) (tiled variant)
     channel_groups: u32, // ceil(out_channels / 4) (tiled variant)
-    total: u32,        // invocations that do work
+    total: u32,        // invocations that do work (direct, tiled); workgroups (blocked)
+    out_pixels: u32,   // out_h * out_w
+    pixel_tiles: u32,  // ceil(out_pixels / (WORKGROUP * PIX)) (blocked variant)
+    channel_blocks: u32, // ceil(out_channels / (4 * VEC)) (blocked variant)
+    _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -132,5 +136,220 @@ fn conv3x3_tiled(@builtin(workgroup_id) wid: vec3<u32>,
             if (co >= p.out_channels) { break; }
             y[out_index(n, co, oy, ox)] = activate(acc[t][j] + bias[co]);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv3x3_blocked: register-blocked, tap-pruned.
+//
+// w: (ceil(C_out / (4 VEC)), 9, C_in, VEC) of vec4 — for one block of 4*VEC output channels and
+//    one tap, the weights of consecutive input channels are consecutive, 4*VEC floats each.
+//
+// A workgroup owns one block of 4*VEC output channels and a run of WORKGROUP*PIX consecutive
+// output pixels (flattened over H_out x W_out) of one image; each invocation accumulates PIX
+// pixels (WORKGROUP apart) x 4*VEC channels in registers. Everything the tap loop decides
+// depends on the workgroup alone, so it is uniform: the weight loads are the same address in
+// every lane (CPU rasterizers load them once and broadcast; GPUs serve them from one cache line)
+// and a tap whose input rows or columns lie wholly in the padding for the whole run is skipped
+// without divergence. A tap wholly inside the image for the whole run reads x with no checks;
+// one that is partly in the padding reads a clamped address and selects 0.
+// Per (tap, input channel) an invocation does PIX loads of x, VEC vec4 loads of w and
+// 4*VEC*PIX FMAs.
+//
+// Written for CPU rasterizers as much as for GPUs: lavapipe runs every loop with per-lane masks
+// (one blend per loop-carried value per iteration) and does not unroll loops bounded by override
+// constants, so the register tile is straight-line code whose `VEC > k` / `PIX > 1` conditions
+// are constants once the pipeline is created and fold away, accumulators are indexed by
+// constants only (so they live in registers), and the input-channel loop is unrolled by 4.
+
+// vec4 groups of output channels per invocation (4*VEC channels), 1..8.
+override VEC: u32 = 4u;
+// Output pixels per invocation, 1 or 2.
+override PIX: u32 = 1u;
+// Accumulators: [r * 8 + v] for pixel r < PIX and channel group v < VEC.
+alias Accumulators = array<vec4<f32>, 16>;
+
+// acc[r][v] += x_r * w[wi + v] for every live (r, v): one input channel of one tap.
+fn mac_blocked(acc: ptr<function, Accumulators>, x0: f32, x1: f32, wi: u32) {
+    let a0 = vec4<f32>(x0);
+    let a1 = vec4<f32>(x1);
+    let w0 = w[wi];
+    (*acc)[0] = fma(a0, w0, (*acc)[0]);
+    if (PIX > 1u) { (*acc)[8] = fma(a1, w0, (*acc)[8]); }
+    if (VEC > 1u) {
+        let w1 = w[wi + 1u];
+        (*acc)[1] = fma(a0, w1, (*acc)[1]);
+        if (PIX > 1u) { (*acc)[9] = fma(a1, w1, (*acc)[9]); }
+    }
+    if (VEC > 2u) {
+        let w2 = w[wi + 2u];
+        (*acc)[2] = fma(a0, w2, (*acc)[2]);
+        if (PIX > 1u) { (*acc)[10] = fma(a1, w2, (*acc)[10]); }
+    }
+    if (VEC > 3u) {
+        let w3 = w[wi + 3u];
+        (*acc)[3] = fma(a0, w3, (*acc)[3]);
+        if (PIX > 1u) { (*acc)[11] = fma(a1, w3, (*acc)[11]); }
+    }
+    if (VEC > 4u) {
+        let w4 = w[wi + 4u];
+        (*acc)[4] = fma(a0, w4, (*acc)[4]);
+        if (PIX > 1u) { (*acc)[12] = fma(a1, w4, (*acc)[12]); }
+    }
+    if (VEC > 5u) {
+        let w5 = w[wi + 5u];
+        (*acc)[5] = fma(a0, w5, (*acc)[5]);
+        if (PIX > 1u) { (*acc)[13] = fma(a1, w5, (*acc)[13]); }
+    }
+    if (VEC > 6u) {
+        let w6 = w[wi + 6u];
+        (*acc)[6] = fma(a0, w6, (*acc)[6]);
+        if (PIX > 1u) { (*acc)[14] = fma(a1, w6, (*acc)[14]); }
+    }
+    if (VEC > 7u) {
+        let w7 = w[wi + 7u];
+        (*acc)[7] = fma(a0, w7, (*acc)[7]);
+        if (PIX > 1u) { (*acc)[15] = fma(a1, w7, (*acc)[15]); }
+    }
+}
+
+// x at `offset`, or 0 where the tap is in the padding (`masked` is a constant at each call).
+fn load_x_tap(offset: u32, inside: bool, masked: bool) -> f32 {
+    let v = x[offset];
+    if (masked) {
+        return select(0.0, v, inside);
+    }
+    return v;
+}
+
+// One input channel of one tap for both pixels: loads, then the register tile.
+fn step_blocked(acc: ptr<function, Accumulators>, o0: u32, o1: u32, in0: bool, in1: bool,
+                wi: u32, masked: bool) {
+    let x0 = load_x_tap(o0, in0, masked);
+    var x1 = 0.0;
+    if (PIX > 1u) { x1 = load_x_tap(o1, in1, masked); }
+    mac_blocked(acc, x0, x1, wi);
+}
+
+// All input channels of one tap: x offsets o0, o1 (channel 0), weights from wi.
+fn tap_blocked(acc: ptr<function, Accumulators>, o0_start: u32, o1_start: u32, in0: bool,
+               in1: bool, wi_start: u32, masked: bool) {
+    let plane = p.in_h * p.in_w;
+    var o0 = o0_start;
+    var o1 = o1_start;
+    var wi = wi_start;
+    let unrolled = p.in_channels / 4u;
+    for (var i = 0u; i < unrolled; i++) {
+        step_blocked(acc, o0, o1, in0, in1, wi, masked);
+        step_blocked(acc, o0 + plane, o1 + plane, in0, in1, wi + VEC, masked);
+        step_blocked(acc, o0 + 2u * plane, o1 + 2u * plane, in0, in1, wi + 2u * VEC, masked);
+        step_blocked(acc, o0 + 3u * plane, o1 + 3u * plane, in0, in1, wi + 3u * VEC, masked);
+        o0 += 4u * plane;
+        o1 += 4u * plane;
+        wi += 4u * VEC;
+    }
+    for (var ci = unrolled * 4u; ci < p.in_channels; ci++) {
+        step_blocked(acc, o0, o1, in0, in1, wi, masked);
+        o0 += plane;
+        o1 += plane;
+        wi += VEC;
+    }
+}
+
+fn store_blocked(n: u32, block: u32, pixel: u32, acc: vec4<f32>, v: u32) {
+    for (var j = 0u; j < 4u; j++) {
+        let co = (block * VEC + v) * 4u + j;
+        if (co < p.out_channels) {
+            y[out_index(n, co, pixel / p.out_w, pixel % p.out_w)] = activate(acc[j] + bias[co]);
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group >= p.total) { return; }
+    // Pixel runs vary fastest: consecutive workgroups share a block of weights.
+    let tile = group % p.pixel_tiles;
+    let block = (group / p.pixel_tiles) % p.channel_blocks;
+    let n = group / (p.pixel_tiles * p.channel_blocks);
+
+    // The run of output pixels [first, last] and the rows and columns it covers (uniform).
+    let first = tile * WORKGROUP * PIX;
+    let last = min(first + WORKGROUP * PIX, p.out_pixels) - 1u;
+    let oy_first = i32(first / p.out_w);
+    let oy_last = i32(last / p.out_w);
+    // A run within one row covers [ox_first, ox_last]; one that wraps is given all columns
+    // (the hull: safe both for "any tap live" and, being a superset, for "all taps live").
+    var ox_first = i32(first % p.out_w);
+    var ox_last = i32(last % p.out_w);
+    if (oy_last != oy_first) {
+        ox_first = 0;
+        ox_last = i32(p.out_w) - 1;
+    }
+
+    // This invocation's pixels; lanes past the end compute the last pixel and do not store.
+    let pixel0 = min(first + lid, p.out_pixels - 1u);
+    let pixel1 = min(first + WORKGROUP + lid, p.out_pixels - 1u);
+    let oy0 = i32(pixel0 / p.out_w);
+    let ox0 = i32(pixel0 % p.out_w);
+    let oy1 = i32(pixel1 / p.out_w);
+    let ox1 = i32(pixel1 % p.out_w);
+
+    let in_h = i32(p.in_h);
+    let in_w = i32(p.in_w);
+    let x_image = n * p.in_channels * p.in_h * p.in_w;
+    let dil = i32(p.dilation);
+    var acc: Accumulators;
+
+    for (var ky = 0; ky < 3; ky++) {
+        let dy = ky * dil - i32(p.pad_h);
+        // Every row of the run reads padding for this ky: skip the three taps.
+        if (oy_last + dy < 0 || oy_first + dy >= in_h) { continue; }
+        let rows_inside = oy_first + dy >= 0 && oy_last + dy < in_h;
+        for (var kx = 0; kx < 3; kx++) {
+            let dx = kx * dil - i32(p.pad_w);
+            if (ox_last + dx < 0 || ox_first + dx >= in_w) { continue; }
+            let all_inside = rows_inside && ox_first + dx >= 0 && ox_last + dx < in_w;
+            let iy0 = oy0 + dy;
+            let ix0 = ox0 + dx;
+            let iy1 = oy1 + dy;
+            let ix1 = ox1 + dx;
+            let in0 = iy0 >= 0 && iy0 < in_h && ix0 >= 0 && ix0 < in_w;
+            let in1 = iy1 >= 0 && iy1 < in_h && ix1 >= 0 && ix1 < in_w;
+            let o0 = x_image + u32(clamp(iy0, 0, in_h - 1)) * p.in_w + u32(clamp(ix0, 0, in_w - 1));
+            let o1 = x_image + u32(clamp(iy1, 0, in_h - 1)) * p.in_w + u32(clamp(ix1, 0, in_w - 1));
+            let wi = (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC;
+            if (all_inside) {
+                tap_blocked(&acc, o0, o1, in0, in1, wi, false);
+            } else {
+                tap_blocked(&acc, o0, o1, in0, in1, wi, true);
+            }
+        }
+    }
+
+    let pixel = first + lid;
+    if (pixel < p.out_pixels) {
+        store_blocked(n, block, pixel, acc[0], 0u);
+        if (VEC > 1u) { store_blocked(n, block, pixel, acc[1], 1u); }
+        if (VEC > 2u) { store_blocked(n, block, pixel, acc[2], 2u); }
+        if (VEC > 3u) { store_blocked(n, block, pixel, acc[3], 3u); }
+        if (VEC > 4u) { store_blocked(n, block, pixel, acc[4], 4u); }
+        if (VEC > 5u) { store_blocked(n, block, pixel, acc[5], 5u); }
+        if (VEC > 6u) { store_blocked(n, block, pixel, acc[6], 6u); }
+        if (VEC > 7u) { store_blocked(n, block, pixel, acc[7], 7u); }
+    }
+    let second = first + WORKGROUP + lid;
+    if (PIX > 1u && second < p.out_pixels) {
+        store_blocked(n, block, second, acc[8], 0u);
+        if (VEC > 1u) { store_blocked(n, block, second, acc[9], 1u); }
+        if (VEC > 2u) { store_blocked(n, block, second, acc[10], 2u); }
+        if (VEC > 3u) { store_blocked(n, block, second, acc[11], 3u); }
+        if (VEC > 4u) { store_blocked(n, block, second, acc[12], 4u); }
+        if (VEC > 5u) { store_blocked(n, block, second, acc[13], 5u); }
+        if (VEC > 6u) { store_blocked(n, block, second, acc[14], 6u); }
+        if (VEC > 7u) { store_blocked(n, block, second, acc[15], 7u); }
     }
 }

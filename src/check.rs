@@ -4,8 +4,9 @@
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::ops::conv1x1::Conv1x1Variant;
-use crate::ops::conv3x3::Conv3x3Variant;
+use crate::ops::conv1x1::{Conv1x1Config, Conv1x1Variant};
+use crate::ops::conv3x3::{Conv3x3Config, Conv3x3Variant};
+use crate::ops::RegisterTile;
 use crate::ops::{self, BatchNorm, BatchNorm2d, Conv1x1, Conv3x3, ConvWeights};
 use crate::reference::{self, compare, Comparison, HostTensor};
 use crate::shape::ConvGeometry;
@@ -84,6 +85,23 @@ pub enum Case {
         bias: bool,
         relu: bool,
     },
+    /// A 3x3 conv under an explicit configuration (a variant with a register tile).
+    Conv3x3Config {
+        config: Conv3x3Config,
+        input: [usize; 4],
+        out_channels: usize,
+        geometry: ConvGeometry,
+        bias: bool,
+        relu: bool,
+    },
+    /// A 1x1 conv under an explicit configuration.
+    Conv1x1Config {
+        config: Conv1x1Config,
+        input: [usize; 4],
+        out_channels: usize,
+        bias: bool,
+        relu: bool,
+    },
     /// A conv followed by an eval-mode BN folded into it.
     ConvBn {
         input: [usize; 4],
@@ -118,7 +136,11 @@ pub struct Row {
     pub shape: String,
     pub params: String,
     pub comparison: Comparison,
+    /// Within tolerance, or skipped.
     pub passed: bool,
+    /// Why the case did not run on this adapter (a variant that needs a device feature it
+    /// lacks, such as subgroups on the GL backend); `passed` is true and `comparison` empty.
+    pub skipped: Option<String>,
 }
 
 fn shape_text(s: [usize; 4]) -> String {
@@ -130,6 +152,8 @@ impl Case {
         match self {
             Case::Conv3x3 { variant, .. } => variant.name().to_string(),
             Case::Conv1x1 { variant, .. } => variant.name().to_string(),
+            Case::Conv3x3Config { config, .. } => config.label(),
+            Case::Conv1x1Config { config, .. } => config.label(),
             Case::ConvBn { geometry, .. } => {
                 format!("conv{0}x{0}+bn (folded)", geometry.kernel_size)
             }
@@ -144,6 +168,8 @@ impl Case {
         match self {
             Case::Conv3x3 { input, .. }
             | Case::Conv1x1 { input, .. }
+            | Case::Conv3x3Config { input, .. }
+            | Case::Conv1x1Config { input, .. }
             | Case::ConvBn { input, .. }
             | Case::BatchNorm { input, .. }
             | Case::Pool { input, .. }
@@ -171,6 +197,13 @@ impl Case {
                 bias,
                 relu,
                 ..
+            }
+            | Case::Conv3x3Config {
+                out_channels,
+                geometry,
+                bias,
+                relu,
+                ..
             } => format!(
                 "cout={out_channels} dil={} pad={:?}{}",
                 geometry.dilation,
@@ -178,6 +211,12 @@ impl Case {
                 flags(*bias, *relu)
             ),
             Case::Conv1x1 {
+                out_channels,
+                bias,
+                relu,
+                ..
+            }
+            | Case::Conv1x1Config {
                 out_channels,
                 bias,
                 relu,
@@ -212,8 +251,36 @@ impl Case {
         }
     }
 
-    /// Runs the case on the GPU and the reference with data from `seed`.
+    /// Why `ctx` cannot run this case, if it cannot.
+    pub fn unsupported(&self, ctx: &Context) -> Option<String> {
+        let needs_subgroups = match self {
+            Case::Conv3x3 { variant, .. } => *variant == Conv3x3Variant::Subgroup,
+            Case::Conv1x1 { variant, .. } => *variant == Conv1x1Variant::Subgroup,
+            Case::Conv3x3Config { config, .. } => config.variant == Conv3x3Variant::Subgroup,
+            Case::Conv1x1Config { config, .. } => config.variant == Conv1x1Variant::Subgroup,
+            _ => false,
+        };
+        (needs_subgroups && !ctx.has_subgroups())
+            .then(|| "adapter has no subgroups of >= 8 invocations".to_string())
+    }
+
+    /// Runs the case on the GPU and the reference with data from `seed`; a case the adapter
+    /// cannot run comes back skipped.
     pub fn run(&self, ctx: &Context, seed: u64) -> Result<Row> {
+        if let Some(reason) = self.unsupported(ctx) {
+            return Ok(Row {
+                op: self.op(),
+                shape: self.shape(),
+                params: self.params(),
+                comparison: Comparison {
+                    max_abs: 0.0,
+                    worst_index: 0,
+                    rel_l2: 0.0,
+                },
+                passed: true,
+                skipped: Some(reason),
+            });
+        }
         let mut rng = Rng::new(seed);
         let upload =
             |rng: &mut Rng, name: &str, shape: [usize; 4]| -> Result<(Tensor, HostTensor)> {
@@ -250,6 +317,36 @@ impl Case {
                 let (x, hx) = upload(&mut rng, "x", *input)?;
                 let weights = rng.conv_weights(*out_channels, input[1], 1, *bias);
                 let conv = Conv1x1::new(ctx, "conv1x1", &weights, *relu, *variant)?;
+                let expected = reference::conv2d(&hx, &weights, ConvGeometry::pointwise(), *relu);
+                (conv.forward(ctx, &x)?, expected)
+            }
+            Case::Conv3x3Config {
+                config,
+                input,
+                out_channels,
+                geometry,
+                bias,
+                relu,
+            } => {
+                let (x, hx) = upload(&mut rng, "x", *input)?;
+                let weights = rng.conv_weights(*out_channels, input[1], 3, *bias);
+                let conv =
+                    Conv3x3::with_config(ctx, "conv3x3", &weights, *geometry, *relu, *config)?;
+                (
+                    conv.forward(ctx, &x)?,
+                    reference::conv2d(&hx, &weights, *geometry, *relu),
+                )
+            }
+            Case::Conv1x1Config {
+                config,
+                input,
+                out_channels,
+                bias,
+                relu,
+            } => {
+                let (x, hx) = upload(&mut rng, "x", *input)?;
+                let weights = rng.conv_weights(*out_channels, input[1], 1, *bias);
+                let conv = Conv1x1::with_config(ctx, "conv1x1", &weights, *relu, *config)?;
                 let expected = reference::conv2d(&hx, &weights, ConvGeometry::pointwise(), *relu);
                 (conv.forward(ctx, &x)?, expected)
             }
@@ -336,6 +433,7 @@ impl Case {
             params: self.params(),
             passed: comparison.rel_l2 <= REL_L2_TOLERANCE,
             comparison,
+            skipped: None,
         })
     }
 }
@@ -398,6 +496,66 @@ pub fn cases(large: bool) -> Vec<Case> {
                 relu,
             });
         }
+    }
+    // The register-blocked kernels under tiles other than their defaults: every channel and
+    // pixel count each kernel supports, wide workgroups, runs of pixels that wrap rows, and
+    // channel counts that are not a multiple of the block. Inputs have 10 channels so that
+    // the unrolled input-channel loop has a remainder.
+    let tiles: &[(Conv3x3Variant, Conv1x1Variant, RegisterTile)] = &[
+        (
+            Conv3x3Variant::Blocked,
+            Conv1x1Variant::Blocked,
+            RegisterTile::new(1, 1, 8),
+        ),
+        (
+            Conv3x3Variant::Blocked,
+            Conv1x1Variant::Blocked,
+            RegisterTile::new(3, 2, 16),
+        ),
+        (
+            Conv3x3Variant::Blocked,
+            Conv1x1Variant::Blocked,
+            RegisterTile::new(8, 1, 32),
+        ),
+        (
+            Conv3x3Variant::Subgroup,
+            Conv1x1Variant::Subgroup,
+            RegisterTile::new(2, 1, 8),
+        ),
+        (
+            Conv3x3Variant::Subgroup,
+            Conv1x1Variant::Subgroup,
+            RegisterTile::new(2, 3, 16),
+        ),
+        (
+            Conv3x3Variant::Subgroup,
+            Conv1x1Variant::Subgroup,
+            RegisterTile::new(6, 1, 8),
+        ),
+        (
+            Conv3x3Variant::Subgroup,
+            Conv1x1Variant::Subgroup,
+            RegisterTile::new(4, 4, 8),
+        ),
+    ];
+    for (i, &(variant3, variant1, tile)) in tiles.iter().enumerate() {
+        for (input, out_channels, dilation) in [([2, 10, 13, 11], 13, 3), ([1, 10, 9, 17], 7, 20)] {
+            cases.push(Case::Conv3x3Config {
+                config: Conv3x3Config::new(variant3, tile),
+                input,
+                out_channels,
+                geometry: ConvGeometry::same_3x3(dilation),
+                bias: i % 2 == 0,
+                relu: i % 3 != 1,
+            });
+        }
+        cases.push(Case::Conv1x1Config {
+            config: Conv1x1Config::new(variant1, tile),
+            input: [2, 10, 7, 9],
+            out_channels: 11,
+            bias: i % 2 == 1,
+            relu: i % 3 != 2,
+        });
     }
     cases.push(Case::ConvBn {
         input: [2, 4, 9, 7],

@@ -168,6 +168,8 @@ pub struct Context {
     selection: String,
     limits: wgpu::Limits,
     features: wgpu::Features,
+    /// The smallest subgroup the adapter may run (0 without subgroups).
+    subgroup_min_size: u32,
     pub(crate) pipelines: PipelineCache,
     uncaptured: ErrorSlot,
     lost: Arc<Mutex<Option<String>>>,
@@ -187,12 +189,16 @@ impl Context {
     }
 
     fn from_adapter(adapter: &wgpu::Adapter, selection: String) -> Result<Self> {
-        let info: AdapterSummary = adapter.get_info().into();
+        let raw_info = adapter.get_info();
+        let subgroup_min_size = raw_info.subgroup_min_size;
+        let info: AdapterSummary = raw_info.into();
         // Ask for everything the adapter offers: wgpu's defaults cap storage bindings at 128 MiB
         // and workgroup storage at 16 KiB whatever the hardware can do.
         let limits = adapter.limits();
-        let wanted =
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+        // Subgroups feed the fastest convolution kernels where the adapter has them.
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("atrous"),
@@ -229,6 +235,11 @@ impl Context {
             selection,
             limits,
             features,
+            subgroup_min_size: if features.contains(wgpu::Features::SUBGROUP) {
+                subgroup_min_size
+            } else {
+                0
+            },
             pipelines: PipelineCache::default(),
             uncaptured,
             lost,
@@ -259,6 +270,13 @@ impl Context {
     /// How many compute pipelines have been compiled on this context (each is compiled once).
     pub fn pipelines_compiled(&self) -> usize {
         self.pipelines.len()
+    }
+
+    /// Whether kernels that share data through subgroup broadcasts of 8 lanes can run: the
+    /// device has subgroup operations and every subgroup has at least 8 invocations (subgroup
+    /// sizes are powers of two, so a multiple of 8). lavapipe: yes (8); the GL backend: no.
+    pub fn has_subgroups(&self) -> bool {
+        self.subgroup_min_size >= 8
     }
 
     pub fn device(&self) -> &wgpu::Device {

@@ -12,6 +12,7 @@
 //! # Ok::<(), atrous::Error>(())
 //! ```
 
+pub mod bench;
 pub mod check;
 pub mod cli_run;
 pub mod context;

@@ -53,6 +53,32 @@ impl ConvGeometry {
     }
 }
 
+impl ConvGeometry {
+    /// Taps per output pixel along one axis that land inside the input, summed over the output
+    /// positions of that axis.
+    fn live_taps_1d(&self, in_size: usize, pad: usize, out_size: usize) -> usize {
+        (0..out_size)
+            .map(|o| {
+                (0..self.kernel_size)
+                    .filter(|k| {
+                        let i = (o + k * self.dilation) as isize - pad as isize;
+                        i >= 0 && i < in_size as isize
+                    })
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Kernel taps that read a real input pixel, summed over all output pixels of one channel
+    /// pair: the multiply-adds that are not multiplications by padding. (The count separates
+    /// into rows times columns.) With `out_hw`'s error for a kernel that does not fit.
+    pub fn live_taps(&self, in_h: usize, in_w: usize) -> Result<usize> {
+        let (out_h, out_w) = self.out_hw(in_h, in_w)?;
+        Ok(self.live_taps_1d(in_h, self.padding[0], out_h)
+            * self.live_taps_1d(in_w, self.padding[1], out_w))
+    }
+}
+
 /// PyTorch's adaptive pooling window along one axis for output index `i`:
 /// `[floor(i * in / out), ceil((i + 1) * in / out))`.
 pub fn adaptive_window(i: usize, in_size: usize, out_size: usize) -> (usize, usize) {
@@ -117,6 +143,25 @@ mod tests {
             ..no_pad
         };
         assert!(zero.out_hw(9, 9).is_err());
+    }
+
+    #[test]
+    fn live_taps_match_the_aspp_fractions() {
+        // 33x33 with padding = dilation: 77%, 57% and 41% of the nominal 9 taps per pixel.
+        let nominal = 9.0 * 33.0 * 33.0;
+        for (rate, fraction) in [(6, 0.772), (12, 0.574), (18, 0.405)] {
+            let live = ConvGeometry::same_3x3(rate).live_taps(33, 33).unwrap() as f64;
+            assert!(
+                (live / nominal - fraction).abs() < 1e-3,
+                "rate {rate}: {live}"
+            );
+        }
+        // Rate >= map size: only the centre tap is live.
+        assert_eq!(
+            ConvGeometry::same_3x3(40).live_taps(33, 31).unwrap(),
+            33 * 31
+        );
+        assert_eq!(ConvGeometry::pointwise().live_taps(5, 7).unwrap(), 35);
     }
 
     #[test]

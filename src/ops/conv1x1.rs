@@ -4,7 +4,7 @@
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ops::{to_u32, workgroups, ConvWeights, WORKGROUP_CONSTANT};
+use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
 use crate::pipeline::{shader, Launch, Shader};
 use crate::tensor::{OutputSlice, Tensor};
 
@@ -13,31 +13,220 @@ const SHADER: Shader = shader!(
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
 );
 
-/// Kernel variants, side by side in the shader and all tested.
+/// The variants that need subgroup operations, in their own module so that `SHADER` compiles on
+/// adapters without them.
+const SUBGROUP_SHADER: Shader = shader!(
+    "conv1x1_subgroup",
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+);
+
+/// Kernel variants, side by side and all tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Conv1x1Variant {
     /// One output element per invocation, weights in PyTorch's layout.
     Direct,
     /// 4 output channels x 4 pixels per invocation, weights packed as vec4.
-    #[default]
     Tiled,
+    /// Register-blocked GEMM: a [`RegisterTile`] of pixels x channels per invocation, one block
+    /// of output channels per workgroup.
+    Blocked,
+    /// As `Blocked`, with each weight loaded by one lane and shared through subgroup
+    /// broadcasts (shaders/conv1x1_subgroup.wgsl). Needs [`Context::has_subgroups`].
+    Subgroup,
+    /// The fastest variant this adapter supports, from measurements: [`Conv1x1Config::select`].
+    #[default]
+    Auto,
 }
 
 impl Conv1x1Variant {
-    pub const ALL: [Conv1x1Variant; 2] = [Conv1x1Variant::Direct, Conv1x1Variant::Tiled];
+    /// Every variant, `Auto` included. [`Conv1x1Variant::available`] leaves out the ones the
+    /// adapter cannot run.
+    pub const ALL: [Conv1x1Variant; 5] = [
+        Conv1x1Variant::Direct,
+        Conv1x1Variant::Tiled,
+        Conv1x1Variant::Blocked,
+        Conv1x1Variant::Subgroup,
+        Conv1x1Variant::Auto,
+    ];
 
+    /// The variants `ctx` can run.
+    pub fn available(ctx: &Context) -> Vec<Conv1x1Variant> {
+        Self::ALL
+            .into_iter()
+            .filter(|v| *v != Conv1x1Variant::Subgroup || ctx.has_subgroups())
+            .collect()
+    }
+
+    /// The entry point (`conv1x1_auto` for `Auto`, which resolves to another one).
     pub fn name(self) -> &'static str {
         match self {
             Conv1x1Variant::Direct => "conv1x1_direct",
             Conv1x1Variant::Tiled => "conv1x1_tiled",
+            Conv1x1Variant::Blocked => "conv1x1_blocked",
+            Conv1x1Variant::Subgroup => "conv1x1_subgroup",
+            Conv1x1Variant::Auto => "conv1x1_auto",
         }
+    }
+}
+
+/// A variant with its launch parameters: what an autotuner enumerates and a benchmark names.
+/// `tile` matters only to the `Blocked` and `Subgroup` variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv1x1Config {
+    pub variant: Conv1x1Variant,
+    pub tile: RegisterTile,
+}
+
+impl Conv1x1Config {
+    /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
+    /// BENCHMARKS.md for the measurements).
+    pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(4, 1, 8);
+    pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 2, 8);
+
+    pub fn new(variant: Conv1x1Variant, tile: RegisterTile) -> Self {
+        Conv1x1Config { variant, tile }
+    }
+
+    /// The configuration `Auto` resolves to on `ctx`: the subgroup kernel where the adapter
+    /// has subgroups, the blocked one otherwise, each with its default tile.
+    pub fn select(ctx: &Context, _in_channels: usize, _out_channels: usize) -> Self {
+        if ctx.has_subgroups() {
+            Conv1x1Config::new(Conv1x1Variant::Subgroup, Self::SUBGROUP_TILE)
+        } else {
+            Conv1x1Config::new(Conv1x1Variant::Blocked, Self::BLOCKED_TILE)
+        }
+    }
+
+    /// Resolves `Auto` and checks that `ctx` can run the variant with this tile.
+    pub fn resolve(self, ctx: &Context, in_channels: usize, out_channels: usize) -> Result<Self> {
+        match self.variant {
+            Conv1x1Variant::Auto => Ok(Self::select(ctx, in_channels, out_channels)),
+            Conv1x1Variant::Blocked => {
+                self.tile
+                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 2)?;
+                Ok(self)
+            }
+            Conv1x1Variant::Subgroup => {
+                if !ctx.has_subgroups() {
+                    return Err(Error::invalid(
+                        self.variant.name(),
+                        format!(
+                            "needs subgroup operations with subgroups of at least 8 invocations; \
+                             adapter '{}' has none (use conv1x1_blocked)",
+                            ctx.adapter().name
+                        ),
+                    ));
+                }
+                self.tile.validate(self.variant.name(), &[2, 4, 6, 8], 4)?;
+                Ok(self)
+            }
+            Conv1x1Variant::Direct | Conv1x1Variant::Tiled => Ok(self),
+        }
+    }
+
+    /// Every concrete configuration worth trying on `ctx`: the baselines and grids of tiles.
+    pub fn candidates(ctx: &Context) -> Vec<Conv1x1Config> {
+        let mut all = vec![Conv1x1Variant::Direct.into(), Conv1x1Variant::Tiled.into()];
+        for (vec4s, pixels) in [(2, 2), (3, 2), (4, 1), (6, 1), (8, 1)] {
+            for workgroup in [8, 16] {
+                all.push(Conv1x1Config::new(
+                    Conv1x1Variant::Blocked,
+                    RegisterTile::new(vec4s, pixels, workgroup),
+                ));
+            }
+        }
+        if ctx.has_subgroups() {
+            for (vec4s, pixels) in [(2, 1), (2, 2), (2, 3), (2, 4), (4, 1), (4, 2), (6, 1)] {
+                for workgroup in [8, 16] {
+                    all.push(Conv1x1Config::new(
+                        Conv1x1Variant::Subgroup,
+                        RegisterTile::new(vec4s, pixels, workgroup),
+                    ));
+                }
+            }
+        }
+        all
+    }
+
+    /// `conv1x1_blocked:c16p1w8`, or the entry point alone for the untiled variants.
+    pub fn label(&self) -> String {
+        match self.variant {
+            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
+                format!("{}:{}", self.variant.name(), self.tile.label())
+            }
+            _ => self.variant.name().to_string(),
+        }
+    }
+
+    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `auto`, optionally with a tile as in
+    /// `blocked:c16p1w8` (a `conv1x1_` prefix is accepted).
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.strip_prefix("conv1x1_").unwrap_or(text);
+        let (variant, tile) = match text.split_once(':') {
+            Some((variant, tile)) => (variant, Some(RegisterTile::parse(tile)?)),
+            None => (text, None),
+        };
+        let variant = match variant {
+            "direct" => Conv1x1Variant::Direct,
+            "tiled" => Conv1x1Variant::Tiled,
+            "blocked" => Conv1x1Variant::Blocked,
+            "subgroup" => Conv1x1Variant::Subgroup,
+            "auto" => Conv1x1Variant::Auto,
+            _ => {
+                return Err(Error::invalid(
+                    "conv1x1 variant",
+                    format!(
+                        "expected direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8] or auto, \
+                         found '{text}'"
+                    ),
+                ))
+            }
+        };
+        let mut config = Conv1x1Config::from(variant);
+        if let Some(tile) = tile {
+            config.tile = tile;
+        }
+        Ok(config)
+    }
+}
+
+impl From<Conv1x1Variant> for Conv1x1Config {
+    /// The variant with its default tile.
+    fn from(variant: Conv1x1Variant) -> Self {
+        let tile = match variant {
+            Conv1x1Variant::Subgroup => Self::SUBGROUP_TILE,
+            _ => Self::BLOCKED_TILE,
+        };
+        Conv1x1Config { variant, tile }
+    }
+}
+
+/// The label, e.g. `conv1x1_blocked:c16p1w8`; [`std::str::FromStr`] reads it back (the tuner's
+/// cache stores configurations so).
+impl std::fmt::Display for Conv1x1Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+impl std::str::FromStr for Conv1x1Config {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text)
+    }
+}
+
+impl Default for Conv1x1Config {
+    fn default() -> Self {
+        Conv1x1Variant::default().into()
     }
 }
 
 /// Pixels per invocation in the tiled variant (`TILE_P` in the shader).
 const TILE_P: usize = 4;
 
-// Mirrors `Params` in shaders/conv1x1.wgsl field for field (12 x u32 = 48 bytes).
+// Mirrors `Params` in shaders/conv1x1.wgsl field for field (16 x u32 = 64 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Conv1x1Params {
@@ -52,7 +241,9 @@ struct Conv1x1Params {
     channel_groups: u32,
     total: u32,
     bias_stride: u32,
-    _pad: u32,
+    block_tiles: u32,
+    channel_blocks: u32,
+    _pad: [u32; 3],
 }
 
 /// A 1x1 convolution with its weights on the GPU, laid out for its variant.
@@ -61,7 +252,7 @@ pub struct Conv1x1 {
     in_channels: usize,
     out_channels: usize,
     relu: bool,
-    variant: Conv1x1Variant,
+    config: Conv1x1Config,
     weight: wgpu::Buffer,
     bias: Option<wgpu::Buffer>,
 }
@@ -74,6 +265,18 @@ impl Conv1x1 {
         relu: bool,
         variant: Conv1x1Variant,
     ) -> Result<Self> {
+        Self::with_config(ctx, name, weights, relu, variant.into())
+    }
+
+    /// As [`Conv1x1::new`] with explicit launch parameters (`Auto` is resolved here, for this
+    /// adapter and these channel counts).
+    pub fn with_config(
+        ctx: &Context,
+        name: &str,
+        weights: &ConvWeights,
+        relu: bool,
+        config: Conv1x1Config,
+    ) -> Result<Self> {
         if weights.kernel_size != 1 {
             return Err(Error::shape(
                 format!("{name} weight"),
@@ -81,9 +284,14 @@ impl Conv1x1 {
                 format!("{0}x{0}", weights.kernel_size),
             ));
         }
-        let host = match variant {
+        let config = config.resolve(ctx, weights.in_channels, weights.out_channels)?;
+        let host = match config.variant {
             Conv1x1Variant::Direct => weights.padded_to_vec4(),
             Conv1x1Variant::Tiled => weights.packed_by_4(),
+            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
+                weights.packed_blocked(config.tile.block_channels())
+            }
+            Conv1x1Variant::Auto => unreachable!("resolve() replaces Auto"),
         };
         let weight = ctx.upload(&format!("{name} weight"), &host)?;
         let bias = match &weights.bias {
@@ -95,7 +303,7 @@ impl Conv1x1 {
             in_channels: weights.in_channels,
             out_channels: weights.out_channels,
             relu,
-            variant,
+            config,
             weight,
             bias,
         })
@@ -107,6 +315,11 @@ impl Conv1x1 {
 
     pub fn in_channels(&self) -> usize {
         self.in_channels
+    }
+
+    /// The resolved configuration (never `Auto`).
+    pub fn config(&self) -> Conv1x1Config {
+        self.config
     }
 
     pub fn out_shape(&self, input: &Tensor) -> Result<[usize; 4]> {
@@ -135,9 +348,37 @@ impl Conv1x1 {
         let pixels = h * w;
         let pixel_tiles = pixels.div_ceil(TILE_P);
         let channel_groups = self.out_channels.div_ceil(4);
-        let invocations = match self.variant {
-            Conv1x1Variant::Direct => n * self.out_channels * pixels,
-            Conv1x1Variant::Tiled => n * channel_groups * pixel_tiles,
+        let tile = self.config.tile;
+        let block_tiles = pixels.div_ceil(tile.tile_pixels());
+        let channel_blocks = self.out_channels.div_ceil(tile.block_channels());
+        // `total` counts invocations for the one-dimensional kernels and workgroups for the
+        // blocked one.
+        let (total, workgroup_count, constants) = match self.config.variant {
+            Conv1x1Variant::Direct => {
+                let invocations = n * self.out_channels * pixels;
+                (
+                    invocations,
+                    workgroups(invocations),
+                    WORKGROUP_CONSTANT.to_vec(),
+                )
+            }
+            Conv1x1Variant::Tiled => {
+                let invocations = n * channel_groups * pixel_tiles;
+                (
+                    invocations,
+                    workgroups(invocations),
+                    WORKGROUP_CONSTANT.to_vec(),
+                )
+            }
+            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
+                let count = n * channel_blocks * block_tiles;
+                (count, count as u64, tile.constants().to_vec())
+            }
+            Conv1x1Variant::Auto => unreachable!("resolve() replaces Auto"),
+        };
+        let shader = match self.config.variant {
+            Conv1x1Variant::Subgroup => &SUBGROUP_SHADER,
+            _ => &SHADER,
         };
         let params = Conv1x1Params {
             batch: to_u32("batch", n)?,
@@ -149,13 +390,15 @@ impl Conv1x1 {
             relu: self.relu as u32,
             pixel_tiles: to_u32("tiles", pixel_tiles)?,
             channel_groups: to_u32("channel groups", channel_groups)?,
-            total: to_u32("invocations", invocations)?,
+            total: to_u32("invocations", total)?,
             bias_stride: if per_image_bias.is_some() {
                 to_u32("out_channels", self.out_channels)?
             } else {
                 0
             },
-            _pad: 0,
+            block_tiles: to_u32("pixel tiles", block_tiles)?,
+            channel_blocks: to_u32("channel blocks", channel_blocks)?,
+            _pad: [0; 3],
         };
         let zeros;
         let bias = match (per_image_bias, &self.bias) {
@@ -168,13 +411,13 @@ impl Conv1x1 {
         };
         Launch::new(
             ctx,
-            format!("{} ({})", self.name, self.variant.name()),
-            &SHADER,
-            self.variant.name(),
-            &WORKGROUP_CONSTANT,
+            format!("{} ({})", self.name, self.config.label()),
+            shader,
+            self.config.variant.name(),
+            &constants,
             &params,
             &[input.buffer(), &self.weight, bias, output.tensor.buffer()],
-            workgroups(invocations),
+            workgroup_count,
         )
     }
 

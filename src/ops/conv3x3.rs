@@ -5,7 +5,7 @@
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ops::{to_u32, workgroups, ConvWeights, WORKGROUP_CONSTANT};
+use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
 use crate::pipeline::{shader, Launch, Shader};
 use crate::shape::ConvGeometry;
 use crate::tensor::{OutputSlice, Tensor};
@@ -15,31 +15,222 @@ const SHADER: Shader = shader!(
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
 );
 
-/// Kernel variants, side by side in the shader and all tested.
+/// The variants that need subgroup operations, in their own module so that `SHADER` compiles on
+/// adapters without them.
+const SUBGROUP_SHADER: Shader = shader!(
+    "conv3x3_subgroup",
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+);
+
+/// Kernel variants, side by side and all tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Conv3x3Variant {
     /// One output element per invocation, weights in PyTorch's layout. The readable baseline.
     Direct,
     /// 4 output channels x 4 pixels of a row per invocation, weights packed as vec4.
-    #[default]
     Tiled,
+    /// Register-blocked and tap-pruned: a [`RegisterTile`] of pixels x channels per invocation,
+    /// one block of output channels per workgroup, taps wholly in the padding skipped.
+    Blocked,
+    /// As `Blocked`, with each weight loaded by one lane and shared through subgroup
+    /// broadcasts (shaders/conv3x3_subgroup.wgsl). Needs [`Context::has_subgroups`].
+    Subgroup,
+    /// The fastest variant this adapter supports for the layer's shape, from measurements:
+    /// [`Conv3x3Config::select`].
+    #[default]
+    Auto,
 }
 
 impl Conv3x3Variant {
-    pub const ALL: [Conv3x3Variant; 2] = [Conv3x3Variant::Direct, Conv3x3Variant::Tiled];
+    /// Every variant, `Auto` included. [`Conv3x3Variant::available`] leaves out the ones the
+    /// adapter cannot run.
+    pub const ALL: [Conv3x3Variant; 5] = [
+        Conv3x3Variant::Direct,
+        Conv3x3Variant::Tiled,
+        Conv3x3Variant::Blocked,
+        Conv3x3Variant::Subgroup,
+        Conv3x3Variant::Auto,
+    ];
 
+    /// The variants `ctx` can run.
+    pub fn available(ctx: &Context) -> Vec<Conv3x3Variant> {
+        Self::ALL
+            .into_iter()
+            .filter(|v| *v != Conv3x3Variant::Subgroup || ctx.has_subgroups())
+            .collect()
+    }
+
+    /// The entry point (`conv3x3_auto` for `Auto`, which resolves to another one).
     pub fn name(self) -> &'static str {
         match self {
             Conv3x3Variant::Direct => "conv3x3_direct",
             Conv3x3Variant::Tiled => "conv3x3_tiled",
+            Conv3x3Variant::Blocked => "conv3x3_blocked",
+            Conv3x3Variant::Subgroup => "conv3x3_subgroup",
+            Conv3x3Variant::Auto => "conv3x3_auto",
         }
+    }
+}
+
+/// A variant with its launch parameters: what an autotuner enumerates and a benchmark names.
+/// `tile` matters only to the `Blocked` and `Subgroup` variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conv3x3Config {
+    pub variant: Conv3x3Variant,
+    pub tile: RegisterTile,
+}
+
+impl Conv3x3Config {
+    /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
+    /// BENCHMARKS.md for the measurements).
+    pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(4, 1, 8);
+    pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 2, 8);
+
+    pub fn new(variant: Conv3x3Variant, tile: RegisterTile) -> Self {
+        Conv3x3Config { variant, tile }
+    }
+
+    /// The configuration `Auto` resolves to on `ctx`: the subgroup kernel where the adapter
+    /// has subgroups, the blocked one otherwise, each with its default tile. (On the ASPP
+    /// shapes one tile wins everywhere; an autotuner can refine this per shape.)
+    pub fn select(ctx: &Context, _in_channels: usize, _out_channels: usize) -> Self {
+        if ctx.has_subgroups() {
+            Conv3x3Config::new(Conv3x3Variant::Subgroup, Self::SUBGROUP_TILE)
+        } else {
+            Conv3x3Config::new(Conv3x3Variant::Blocked, Self::BLOCKED_TILE)
+        }
+    }
+
+    /// Resolves `Auto` and checks that `ctx` can run the variant with this tile.
+    pub fn resolve(self, ctx: &Context, in_channels: usize, out_channels: usize) -> Result<Self> {
+        match self.variant {
+            Conv3x3Variant::Auto => Ok(Self::select(ctx, in_channels, out_channels)),
+            Conv3x3Variant::Blocked => {
+                self.tile
+                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 2)?;
+                Ok(self)
+            }
+            Conv3x3Variant::Subgroup => {
+                if !ctx.has_subgroups() {
+                    return Err(Error::invalid(
+                        self.variant.name(),
+                        format!(
+                            "needs subgroup operations with subgroups of at least 8 invocations; \
+                             adapter '{}' has none (use conv3x3_blocked)",
+                            ctx.adapter().name
+                        ),
+                    ));
+                }
+                self.tile.validate(self.variant.name(), &[2, 4, 6, 8], 4)?;
+                Ok(self)
+            }
+            Conv3x3Variant::Direct | Conv3x3Variant::Tiled => Ok(self),
+        }
+    }
+
+    /// Every concrete configuration worth trying on `ctx`: the baselines and grids of tiles.
+    pub fn candidates(ctx: &Context) -> Vec<Conv3x3Config> {
+        let mut all = vec![Conv3x3Variant::Direct.into(), Conv3x3Variant::Tiled.into()];
+        for (vec4s, pixels) in [(2, 2), (3, 2), (4, 1), (6, 1), (8, 1)] {
+            for workgroup in [8, 16] {
+                all.push(Conv3x3Config::new(
+                    Conv3x3Variant::Blocked,
+                    RegisterTile::new(vec4s, pixels, workgroup),
+                ));
+            }
+        }
+        if ctx.has_subgroups() {
+            for (vec4s, pixels) in [(2, 1), (2, 2), (2, 3), (2, 4), (4, 1), (4, 2), (6, 1)] {
+                for workgroup in [8, 16] {
+                    all.push(Conv3x3Config::new(
+                        Conv3x3Variant::Subgroup,
+                        RegisterTile::new(vec4s, pixels, workgroup),
+                    ));
+                }
+            }
+        }
+        all
+    }
+
+    /// `conv3x3_blocked:c16p1w8`, or the entry point alone for the untiled variants.
+    pub fn label(&self) -> String {
+        match self.variant {
+            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
+                format!("{}:{}", self.variant.name(), self.tile.label())
+            }
+            _ => self.variant.name().to_string(),
+        }
+    }
+
+    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `auto`, optionally with a tile as in
+    /// `blocked:c16p1w8` (a `conv3x3_` prefix is accepted).
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.strip_prefix("conv3x3_").unwrap_or(text);
+        let (variant, tile) = match text.split_once(':') {
+            Some((variant, tile)) => (variant, Some(RegisterTile::parse(tile)?)),
+            None => (text, None),
+        };
+        let variant = match variant {
+            "direct" => Conv3x3Variant::Direct,
+            "tiled" => Conv3x3Variant::Tiled,
+            "blocked" => Conv3x3Variant::Blocked,
+            "subgroup" => Conv3x3Variant::Subgroup,
+            "auto" => Conv3x3Variant::Auto,
+            _ => {
+                return Err(Error::invalid(
+                    "conv3x3 variant",
+                    format!(
+                        "expected direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8] or auto, \
+                         found '{text}'"
+                    ),
+                ))
+            }
+        };
+        let mut config = Conv3x3Config::from(variant);
+        if let Some(tile) = tile {
+            config.tile = tile;
+        }
+        Ok(config)
+    }
+}
+
+impl From<Conv3x3Variant> for Conv3x3Config {
+    /// The variant with its default tile.
+    fn from(variant: Conv3x3Variant) -> Self {
+        let tile = match variant {
+            Conv3x3Variant::Subgroup => Self::SUBGROUP_TILE,
+            _ => Self::BLOCKED_TILE,
+        };
+        Conv3x3Config { variant, tile }
+    }
+}
+
+/// The label, e.g. `conv3x3_blocked:c16p1w8`; [`std::str::FromStr`] reads it back (the tuner's
+/// cache stores configurations so).
+impl std::fmt::Display for Conv3x3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+impl std::str::FromStr for Conv3x3Config {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        Self::parse(text)
+    }
+}
+
+impl Default for Conv3x3Config {
+    fn default() -> Self {
+        Conv3x3Variant::default().into()
     }
 }
 
 /// Output pixels per invocation along a row in the tiled variant (`TILE_W` in the shader).
 const TILE_W: usize = 4;
 
-// Mirrors `Params` in shaders/conv3x3.wgsl field for field (16 x u32 = 64 bytes).
+// Mirrors `Params` in shaders/conv3x3.wgsl field for field (20 x u32 = 80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Conv3x3Params {
@@ -59,6 +250,10 @@ struct Conv3x3Params {
     tiles_w: u32,
     channel_groups: u32,
     total: u32,
+    out_pixels: u32,
+    pixel_tiles: u32,
+    channel_blocks: u32,
+    _pad: u32,
 }
 
 /// A 3x3 convolution with its weights on the GPU, laid out for its variant.
@@ -68,13 +263,14 @@ pub struct Conv3x3 {
     out_channels: usize,
     geometry: ConvGeometry,
     relu: bool,
-    variant: Conv3x3Variant,
+    config: Conv3x3Config,
     weight: wgpu::Buffer,
     bias: Option<wgpu::Buffer>,
 }
 
 impl Conv3x3 {
-    /// Uploads `weights` (which must hold a 3x3 kernel) for the given dilation and padding.
+    /// Uploads `weights` (which must hold a 3x3 kernel) for the given dilation and padding, laid
+    /// out for `variant` with its default launch parameters.
     pub fn new(
         ctx: &Context,
         name: &str,
@@ -82,6 +278,19 @@ impl Conv3x3 {
         geometry: ConvGeometry,
         relu: bool,
         variant: Conv3x3Variant,
+    ) -> Result<Self> {
+        Self::with_config(ctx, name, weights, geometry, relu, variant.into())
+    }
+
+    /// As [`Conv3x3::new`] with explicit launch parameters (`Auto` is resolved here, for this
+    /// adapter and these channel counts).
+    pub fn with_config(
+        ctx: &Context,
+        name: &str,
+        weights: &ConvWeights,
+        geometry: ConvGeometry,
+        relu: bool,
+        config: Conv3x3Config,
     ) -> Result<Self> {
         if weights.kernel_size != 3 || geometry.kernel_size != 3 {
             return Err(Error::shape(
@@ -96,9 +305,14 @@ impl Conv3x3 {
                 "must be >= 1, found 0",
             ));
         }
-        let host = match variant {
+        let config = config.resolve(ctx, weights.in_channels, weights.out_channels)?;
+        let host = match config.variant {
             Conv3x3Variant::Direct => weights.padded_to_vec4(),
             Conv3x3Variant::Tiled => weights.packed_by_4(),
+            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
+                weights.packed_blocked(config.tile.block_channels())
+            }
+            Conv3x3Variant::Auto => unreachable!("resolve() replaces Auto"),
         };
         let weight = ctx.upload(&format!("{name} weight"), &host)?;
         let bias = match &weights.bias {
@@ -111,7 +325,7 @@ impl Conv3x3 {
             out_channels: weights.out_channels,
             geometry,
             relu,
-            variant,
+            config,
             weight,
             bias,
         })
@@ -127,6 +341,11 @@ impl Conv3x3 {
 
     pub fn geometry(&self) -> ConvGeometry {
         self.geometry
+    }
+
+    /// The resolved configuration (never `Auto`).
+    pub fn config(&self) -> Conv3x3Config {
+        self.config
     }
 
     /// The output shape for an input of `shape`, or an error naming the mismatch.
@@ -145,9 +364,38 @@ impl Conv3x3 {
         let [_, out_c, out_h, out_w] = out_shape;
         let tiles_w = out_w.div_ceil(TILE_W);
         let channel_groups = out_c.div_ceil(4);
-        let invocations = match self.variant {
-            Conv3x3Variant::Direct => n * out_c * out_h * out_w,
-            Conv3x3Variant::Tiled => n * channel_groups * out_h * tiles_w,
+        let tile = self.config.tile;
+        let out_pixels = out_h * out_w;
+        let pixel_tiles = out_pixels.div_ceil(tile.tile_pixels());
+        let channel_blocks = out_c.div_ceil(tile.block_channels());
+        // `total` counts invocations for the one-dimensional kernels and workgroups for the
+        // blocked one, whose every decision is per workgroup.
+        let (total, workgroup_count, constants) = match self.config.variant {
+            Conv3x3Variant::Direct => {
+                let invocations = n * out_c * out_pixels;
+                (
+                    invocations,
+                    workgroups(invocations),
+                    WORKGROUP_CONSTANT.to_vec(),
+                )
+            }
+            Conv3x3Variant::Tiled => {
+                let invocations = n * channel_groups * out_h * tiles_w;
+                (
+                    invocations,
+                    workgroups(invocations),
+                    WORKGROUP_CONSTANT.to_vec(),
+                )
+            }
+            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
+                let count = n * channel_blocks * pixel_tiles;
+                (count, count as u64, tile.constants().to_vec())
+            }
+            Conv3x3Variant::Auto => unreachable!("resolve() replaces Auto"),
+        };
+        let shader = match self.config.variant {
+            Conv3x3Variant::Subgroup => &SUBGROUP_SHADER,
+            _ => &SHADER,
         };
         let params = Conv3x3Params {
             batch: to_u32("batch", n)?,
@@ -165,7 +413,11 @@ impl Conv3x3 {
             relu: self.relu as u32,
             tiles_w: to_u32("tiles", tiles_w)?,
             channel_groups: to_u32("channel groups", channel_groups)?,
-            total: to_u32("invocations", invocations)?,
+            total: to_u32("invocations", total)?,
+            out_pixels: to_u32("pixels", out_pixels)?,
+            pixel_tiles: to_u32("pixel tiles", pixel_tiles)?,
+            channel_blocks: to_u32("channel blocks", channel_blocks)?,
+            _pad: 0,
         };
         let zeros;
         let bias = match &self.bias {
@@ -177,13 +429,13 @@ impl Conv3x3 {
         };
         Launch::new(
             ctx,
-            format!("{} ({})", self.name, self.variant.name()),
-            &SHADER,
-            self.variant.name(),
-            &WORKGROUP_CONSTANT,
+            format!("{} ({})", self.name, self.config.label()),
+            shader,
+            self.config.variant.name(),
+            &constants,
             &params,
             &[input.buffer(), &self.weight, bias, output.tensor.buffer()],
-            workgroups(invocations),
+            workgroup_count,
         )
     }
 

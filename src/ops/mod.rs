@@ -123,11 +123,130 @@ impl ConvWeights {
         packed
     }
 
+    /// Weights repacked for the register-blocked kernels: (ceil(C_out / block), k*k, C_in, block)
+    /// with `block` output channels side by side (a multiple of 4, read as vec4), zero-padded
+    /// past C_out. For one block and one tap, consecutive input channels are consecutive.
+    pub(crate) fn packed_blocked(&self, block: usize) -> Vec<f32> {
+        let taps = self.kernel_size * self.kernel_size;
+        let blocks = self.out_channels.div_ceil(block);
+        let mut packed = vec![0.0; blocks * taps * self.in_channels * block];
+        for co in 0..self.out_channels {
+            for ci in 0..self.in_channels {
+                for tap in 0..taps {
+                    let src = (co * self.in_channels + ci) * taps + tap;
+                    let dst =
+                        (((co / block) * taps + tap) * self.in_channels + ci) * block + co % block;
+                    packed[dst] = self.weight[src];
+                }
+            }
+        }
+        packed
+    }
+
     /// PyTorch's layout, padded to a whole number of vec4 for the direct kernels.
     pub(crate) fn padded_to_vec4(&self) -> Vec<f32> {
         let mut weight = self.weight.clone();
         weight.resize(weight.len().next_multiple_of(4), 0.0);
         weight
+    }
+}
+
+/// The register tile of a blocked convolution kernel (`conv3x3_blocked`, `conv1x1_blocked`):
+/// each invocation accumulates `pixels` output pixels x `4 * vec4s` output channels, and a
+/// workgroup of `workgroup` invocations shares one block of output channels. The three numbers
+/// are the kernels' `PIX`, `VEC` and `WORKGROUP` override constants; an autotuner enumerates
+/// them through the configs' `candidates()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RegisterTile {
+    /// vec4 groups of output channels per invocation.
+    pub vec4s: u32,
+    /// Output pixels per invocation.
+    pub pixels: u32,
+    /// Invocations per workgroup, a multiple of 8 (the SIMD width of CPU rasterizers).
+    pub workgroup: u32,
+}
+
+impl RegisterTile {
+    pub const fn new(vec4s: u32, pixels: u32, workgroup: u32) -> Self {
+        RegisterTile {
+            vec4s,
+            pixels,
+            workgroup,
+        }
+    }
+
+    /// Output channels per workgroup (and per invocation).
+    pub fn block_channels(&self) -> usize {
+        4 * self.vec4s as usize
+    }
+
+    /// Output pixels per workgroup.
+    pub fn tile_pixels(&self) -> usize {
+        (self.pixels * self.workgroup) as usize
+    }
+
+    /// `c16p2w8`: channels, pixels per invocation, workgroup.
+    pub fn label(&self) -> String {
+        format!("c{}p{}w{}", 4 * self.vec4s, self.pixels, self.workgroup)
+    }
+
+    /// Parses [`RegisterTile::label`]'s format (the ranges are checked by the config that uses
+    /// the tile).
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "register tile",
+                format!("expected c<channels>p<pixels>w<workgroup> like c16p1w8, found '{text}'"),
+            )
+        };
+        let rest = text.strip_prefix('c').ok_or_else(bad)?;
+        let (channels, rest) = rest.split_once('p').ok_or_else(bad)?;
+        let (pixels, workgroup) = rest.split_once('w').ok_or_else(bad)?;
+        let channels: u32 = channels.parse().map_err(|_| bad())?;
+        if channels % 4 != 0 {
+            return Err(bad());
+        }
+        Ok(RegisterTile::new(
+            channels / 4,
+            pixels.parse().map_err(|_| bad())?,
+            workgroup.parse().map_err(|_| bad())?,
+        ))
+    }
+
+    /// Checks the ranges `kernel` is written for: `vec4s` among `vec4_choices`, 1..=`max_pixels`
+    /// pixels, a workgroup of 8..=256 in steps of 8.
+    pub(crate) fn validate(
+        &self,
+        kernel: &str,
+        vec4_choices: &[u32],
+        max_pixels: u32,
+    ) -> Result<()> {
+        if !vec4_choices.contains(&self.vec4s)
+            || !(1..=max_pixels).contains(&self.pixels)
+            || self.workgroup == 0
+            || self.workgroup % 8 != 0
+            || self.workgroup > 256
+        {
+            let channels: Vec<String> = vec4_choices.iter().map(|v| (4 * v).to_string()).collect();
+            return Err(Error::invalid(
+                format!("{kernel} register tile {}", self.label()),
+                format!(
+                    "needs {} channels, 1..={max_pixels} pixels and a workgroup of 8..=256 in \
+                     steps of 8",
+                    channels.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The kernels' override constants.
+    pub(crate) fn constants(&self) -> [(&'static str, f64); 3] {
+        [
+            ("WORKGROUP", self.workgroup as f64),
+            ("VEC", self.vec4s as f64),
+            ("PIX", self.pixels as f64),
+        ]
     }
 }
 
