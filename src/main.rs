@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use std::path::{Path, PathBuf};
 
+use atrous::bench::graph::{Ceilings, GraphSpec};
 use atrous::bench::layer::{self, ConvConfig, ConvLayer};
 use atrous::bench::peak::{self, PeakOptions};
 use atrous::bench::timing::TimingOptions;
@@ -72,6 +73,37 @@ enum BenchCommand {
         #[command(flatten)]
         layer: LayerArgs,
     },
+    /// DeepLabV3's ASPP, whole and per layer, on random weights; defaults: DeepLabV3 at 513 px,
+    /// output stride 16 (2048 -> 256 channels at 33x33, rates 6,12,18).
+    Aspp {
+        #[arg(long, default_value_t = 2048)]
+        in_channels: usize,
+        #[arg(long, default_value_t = 256)]
+        out_channels: usize,
+        /// Input H,W.
+        #[arg(long, default_value = "33,33", value_parser = parse_size)]
+        size: [usize; 2],
+        #[arg(long, default_value = "6,12,18", value_delimiter = ',', value_parser = parse_positive)]
+        rates: Vec<usize>,
+        #[command(flatten)]
+        graph: GraphBenchArgs,
+    },
+    /// PSPNet's pyramid pooling module, whole and per layer, on random weights; defaults:
+    /// PSPNet at 473 px, output stride 8 (2048 channels at 60x60, bins 1,2,3,6, bottleneck 512).
+    Ppm {
+        #[arg(long, default_value_t = 2048)]
+        in_channels: usize,
+        /// Output channels of the 3x3 bottleneck.
+        #[arg(long, default_value_t = 512)]
+        bottleneck_channels: usize,
+        /// Input H,W.
+        #[arg(long, default_value = "60,60", value_parser = parse_size)]
+        size: [usize; 2],
+        #[arg(long, default_value = "1,2,3,6", value_delimiter = ',', value_parser = parse_positive)]
+        bins: Vec<usize>,
+        #[command(flatten)]
+        graph: GraphBenchArgs,
+    },
     /// The convolutions of an ASPP head (1x1 branch, one dilated 3x3 per rate, projection),
     /// each under the given configurations, timed in the same runs.
     AsppConvs {
@@ -100,6 +132,28 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+/// Options shared by the graph benchmarks.
+#[derive(Args)]
+struct GraphBenchArgs {
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Also write the results as JSON (`total.median_ms` and one record per layer).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also run PyTorch on the same layers and shapes (scripts/bench_torch.py, with
+    /// $ATROUS_PYTHON or python3) and add its times and the speed ratio.
+    #[arg(long, value_parser = ["torch"])]
+    reference: Option<String>,
+    /// Draw the per-layer comparison as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Read the ceilings from `atrous bench peak --json` instead of measuring them first.
+    #[arg(long, value_name = "PEAK.json")]
+    peak: Option<PathBuf>,
+    #[command(flatten)]
+    timing: TimingArgs,
 }
 
 #[derive(Args)]
@@ -172,6 +226,13 @@ struct LayerArgs {
     /// Also write the results as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(format!("expected a whole number >= 1, found '{text}'")),
+    }
 }
 
 fn parse_size(text: &str) -> Result<[usize; 2], String> {
@@ -332,6 +393,44 @@ fn run_check(quick: bool) -> atrous::Result<ExitCode> {
     })
 }
 
+fn bench_graph(
+    ctx: &Context,
+    spec: &GraphSpec,
+    size: [usize; 2],
+    args: GraphBenchArgs,
+) -> atrous::Result<ExitCode> {
+    let timing = args.timing.options();
+    let ceilings = match &args.peak {
+        Some(path) => Ceilings::read(path)?,
+        None => {
+            eprintln!("measuring the adapter's ceilings (quick sweep; --peak FILE skips this)");
+            Ceilings::measure(ctx, &timing)?
+        }
+    };
+    let python = args
+        .reference
+        .as_ref()
+        .map(|_| std::env::var("ATROUS_PYTHON").unwrap_or_else(|_| "python3".to_string()));
+    let result = atrous::bench::graph::run(
+        ctx,
+        spec,
+        args.batch,
+        size,
+        &timing,
+        ceilings,
+        python.as_deref(),
+    )?;
+    result.print();
+    if let Some(path) = &args.json {
+        write_json(path, &result.to_json())?;
+    }
+    if let Some(path) = &args.plot {
+        atrous::files::write_atomically(path, result.svg().as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn open_context() -> atrous::Result<Context> {
     let ctx = Context::new()?;
     eprintln!(
@@ -462,6 +561,34 @@ fn run_bench(what: BenchCommand) -> atrous::Result<ExitCode> {
                 &args.timing,
                 args.json.as_deref(),
             )
+        }
+        BenchCommand::Aspp {
+            in_channels,
+            out_channels,
+            size,
+            rates,
+            graph,
+        } => {
+            let spec = GraphSpec::Aspp {
+                in_channels,
+                out_channels,
+                rates,
+            };
+            bench_graph(&ctx, &spec, size, graph)
+        }
+        BenchCommand::Ppm {
+            in_channels,
+            bottleneck_channels,
+            size,
+            bins,
+            graph,
+        } => {
+            let spec = GraphSpec::Ppm {
+                in_channels,
+                bins,
+                bottleneck_channels,
+            };
+            bench_graph(&ctx, &spec, size, graph)
         }
         BenchCommand::AsppConvs {
             in_channels,

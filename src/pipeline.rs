@@ -194,9 +194,32 @@ pub fn grid(workgroups: u64, max_per_dim: u32) -> Result<(u32, u32)> {
     Ok((workgroups.div_ceil(rows) as u32, rows as u32))
 }
 
+/// What one dispatch has to do, counted by the op that prepares it: the basis of the
+/// benchmarks' GFLOP/s, GB/s and share of the adapter's ceilings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cost {
+    /// Every multiply-add of the op's definition, 2 FLOPs each (padding taps included).
+    pub nominal_flops: f64,
+    /// Only the arithmetic on real data: for a convolution, taps that read an input pixel.
+    pub useful_flops: f64,
+    /// Compulsory traffic: every input, weight and output byte read or written once.
+    pub bytes: f64,
+    /// The input and output shapes, e.g. `1x512x33x33 -> 1x256x33x33`.
+    pub shape: String,
+    /// The op's parameters, e.g. `3x3 dil=6 pad=6`.
+    pub params: String,
+}
+
+/// `NxCxHxW`.
+pub(crate) fn shape_text(shape: [usize; 4]) -> String {
+    format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3])
+}
+
 /// One prepared kernel dispatch: everything needed to record it again, built once.
 pub struct Launch {
     pub label: String,
+    /// What the dispatch computes and moves (for the benchmarks).
+    pub cost: Cost,
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     grid: (u32, u32),
@@ -244,11 +267,18 @@ impl Launch {
         })?;
         Ok(Launch {
             label,
+            cost: Cost::default(),
             pipeline,
             bind_group,
             grid,
             _params: params_buffer,
         })
+    }
+
+    /// Sets what the dispatch computes and moves.
+    pub(crate) fn with_cost(mut self, cost: Cost) -> Launch {
+        self.cost = cost;
+        self
     }
 
     /// Records the dispatch into an open compute pass.

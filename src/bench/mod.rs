@@ -1,6 +1,7 @@
 //! Measurement: the adapter's own ceilings ([`peak`]), the timing machinery every benchmark
 //! shares ([`timing`]) and per-layer micro-benchmarks of the convolutions ([`layer`]).
 
+pub mod graph;
 pub mod layer;
 pub mod peak;
 pub mod timing;
@@ -12,7 +13,7 @@ use crate::error::{Error, Result};
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
-    std::fs::write(path, text + "\n").map_err(|e| Error::file(path.display(), e))
+    crate::files::write_atomically(path, (text + "\n").as_bytes())
 }
 
 /// Reads the FMA ceiling (`fma_gflops`) from the JSON that `atrous bench peak --json` wrote.

@@ -6,7 +6,8 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
-use crate::pipeline::{shader, Launch, Shader};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
+use crate::shape::adaptive_window;
 use crate::tensor::Tensor;
 
 const SHADER: Shader = shader!("adaptive_avg_pool2d", [Uniform, ReadOnly, ReadWrite]);
@@ -38,7 +39,7 @@ pub fn prepare(ctx: &Context, input: &Tensor, output: &Tensor) -> Result<Launch>
         total: to_u32("elements", output.len())?,
         _pad: [0; 2],
     };
-    Launch::new(
+    Ok(Launch::new(
         ctx,
         format!("adaptive_avg_pool2d to {out_h}x{out_w}"),
         &SHADER,
@@ -47,7 +48,33 @@ pub fn prepare(ctx: &Context, input: &Tensor, output: &Tensor) -> Result<Launch>
         &params,
         &[input.buffer(), output.buffer()],
         workgroups(output.len()),
-    )
+    )?
+    .with_cost(cost(input.shape(), [out_h, out_w])))
+}
+
+/// One add per input pixel per window it falls in; bytes: the input and the output once.
+pub fn cost(shape: [usize; 4], [out_h, out_w]: [usize; 2]) -> Cost {
+    let [n, c, h, w] = shape;
+    let span = |size: usize, out: usize| -> usize {
+        (0..out)
+            .map(|i| {
+                let (s, e) = adaptive_window(i, size, out);
+                e - s
+            })
+            .sum()
+    };
+    let flops = (n * c * span(h, out_h) * span(w, out_w)) as f64;
+    Cost {
+        nominal_flops: flops,
+        useful_flops: flops,
+        bytes: 4.0 * (n * c * (h * w + out_h * out_w)) as f64,
+        shape: format!(
+            "{} -> {}",
+            shape_text(shape),
+            shape_text([n, c, out_h, out_w])
+        ),
+        params: format!("adaptive avg pool to {out_h}x{out_w}"),
+    }
 }
 
 /// `F.adaptive_avg_pool2d(input, output_size)`.

@@ -7,7 +7,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
-use crate::pipeline::{shader, Launch, Shader};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
@@ -126,7 +126,7 @@ impl BatchNorm2d {
             total: to_u32("elements", input.len())?,
             _pad: [0; 2],
         };
-        Launch::new(
+        Ok(Launch::new(
             ctx,
             self.name.clone(),
             &SHADER,
@@ -140,7 +140,14 @@ impl BatchNorm2d {
                 output.tensor.buffer(),
             ],
             workgroups(input.len()),
-        )
+        )?
+        .with_cost(Cost {
+            nominal_flops: 2.0 * input.len() as f64,
+            useful_flops: 2.0 * input.len() as f64,
+            bytes: 4.0 * (2 * input.len() + 2 * c) as f64,
+            shape: shape_text(input.shape()),
+            params: format!("batch norm{}", if self.relu { " + relu" } else { "" }),
+        }))
     }
 
     pub fn forward(&self, ctx: &Context, input: &Tensor) -> Result<Tensor> {

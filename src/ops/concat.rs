@@ -5,7 +5,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result, Shape};
 use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
-use crate::pipeline::{shader, Launch, Shader};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!("concat", [Uniform, ReadOnly, ReadWrite]);
@@ -34,7 +34,7 @@ pub fn prepare(ctx: &Context, input: &Tensor, output: OutputSlice) -> Result<Lau
         total: to_u32("elements", input.len())?,
         _pad: [0; 3],
     };
-    Launch::new(
+    Ok(Launch::new(
         ctx,
         format!("concat '{}'", input.name()),
         &SHADER,
@@ -43,7 +43,17 @@ pub fn prepare(ctx: &Context, input: &Tensor, output: OutputSlice) -> Result<Lau
         &params,
         &[input.buffer(), output.tensor.buffer()],
         workgroups(input.len()),
-    )
+    )?
+    .with_cost(Cost {
+        bytes: 8.0 * input.len() as f64,
+        shape: format!(
+            "{} -> {}",
+            shape_text(input.shape()),
+            shape_text(output.tensor.shape())
+        ),
+        params: format!("copy to channels {}..", output.channel_offset),
+        ..Cost::default()
+    }))
 }
 
 /// `torch.cat(inputs, dim=1)`: all inputs must share N, H and W.

@@ -5,7 +5,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
-use crate::pipeline::{shader, Launch, Shader};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
@@ -409,7 +409,7 @@ impl Conv1x1 {
                 &zeros
             }
         };
-        Launch::new(
+        Ok(Launch::new(
             ctx,
             format!("{} ({})", self.name, self.config.label()),
             shader,
@@ -418,7 +418,29 @@ impl Conv1x1 {
             &params,
             &[input.buffer(), &self.weight, bias, output.tensor.buffer()],
             workgroup_count,
-        )
+        )?
+        .with_cost(self.cost(input.shape())))
+    }
+
+    /// FLOPs and compulsory bytes for an input of `shape`.
+    pub fn cost(&self, shape: [usize; 4]) -> Cost {
+        let [n, c, h, w] = shape;
+        let flops = 2.0 * (n * c * self.out_channels * h * w) as f64;
+        let elements = n * c * h * w
+            + self.out_channels * c
+            + self.out_channels
+            + n * self.out_channels * h * w;
+        Cost {
+            nominal_flops: flops,
+            useful_flops: flops,
+            bytes: 4.0 * elements as f64,
+            shape: format!(
+                "{} -> {}",
+                shape_text(shape),
+                shape_text([n, self.out_channels, h, w])
+            ),
+            params: format!("1x1 {}", self.config.label()),
+        }
     }
 
     /// Eager convolution: allocates the output, runs, returns it.

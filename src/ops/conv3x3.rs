@@ -6,7 +6,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
-use crate::pipeline::{shader, Launch, Shader};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::shape::ConvGeometry;
 use crate::tensor::{OutputSlice, Tensor};
 
@@ -427,7 +427,7 @@ impl Conv3x3 {
                 &zeros
             }
         };
-        Launch::new(
+        Ok(Launch::new(
             ctx,
             format!("{} ({})", self.name, self.config.label()),
             shader,
@@ -436,7 +436,36 @@ impl Conv3x3 {
             &params,
             &[input.buffer(), &self.weight, bias, output.tensor.buffer()],
             workgroup_count,
-        )
+        )?
+        .with_cost(self.cost(input.shape())?))
+    }
+
+    /// FLOPs (all taps, and only the taps on real pixels) and compulsory bytes for an input of
+    /// `shape`.
+    pub fn cost(&self, shape: [usize; 4]) -> Result<Cost> {
+        let [n, c, h, w] = shape;
+        let (out_h, out_w) = self.geometry.out_hw(h, w)?;
+        let pairs = (n * c * self.out_channels) as f64;
+        let elements = n * c * h * w
+            + self.out_channels * c * 9
+            + self.out_channels
+            + n * self.out_channels * out_h * out_w;
+        Ok(Cost {
+            nominal_flops: 2.0 * pairs * (out_h * out_w * 9) as f64,
+            useful_flops: 2.0 * pairs * self.geometry.live_taps(h, w)? as f64,
+            bytes: 4.0 * elements as f64,
+            shape: format!(
+                "{} -> {}",
+                shape_text(shape),
+                shape_text([n, self.out_channels, out_h, out_w])
+            ),
+            params: format!(
+                "3x3 dil={} pad={:?} {}",
+                self.geometry.dilation,
+                self.geometry.padding,
+                self.config.label()
+            ),
+        })
     }
 
     /// Eager convolution: allocates the output, runs, returns it.

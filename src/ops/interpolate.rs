@@ -6,7 +6,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
-use crate::pipeline::{shader, Launch, Shader};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::shape::bilinear_scale;
 use crate::tensor::{OutputSlice, Tensor};
 
@@ -55,7 +55,7 @@ pub fn prepare(
         total: to_u32("elements", total)?,
         _pad: 0,
     };
-    Launch::new(
+    Ok(Launch::new(
         ctx,
         format!("interpolate to {out_h}x{out_w} (align_corners={align_corners})"),
         &SHADER,
@@ -64,7 +64,19 @@ pub fn prepare(
         &params,
         &[input.buffer(), output.tensor.buffer()],
         workgroups(total),
-    )
+    )?
+    .with_cost(Cost {
+        // Three linear blends (a multiply and an add each) per output element.
+        nominal_flops: 6.0 * total as f64,
+        useful_flops: 6.0 * total as f64,
+        bytes: 4.0 * (input.len() + total) as f64,
+        shape: format!(
+            "{} -> {}",
+            shape_text(input.shape()),
+            shape_text([n, c, out_h, out_w])
+        ),
+        params: format!("bilinear align_corners={align_corners}"),
+    }))
 }
 
 /// `F.interpolate(input, size, mode="bilinear", align_corners)`.

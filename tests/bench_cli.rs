@@ -1,0 +1,155 @@
+//! `atrous bench aspp|ppm`: the per-layer table, its JSON and chart, and the PyTorch reference's
+//! failure mode, on small shapes (the real configurations belong to benchmarks, not tests).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("atrous-bench-cli-{}-{name}", std::process::id()))
+}
+
+fn atrous(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_atrous"));
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Ceilings as `atrous bench peak --json` writes them, so tests skip the sweep.
+fn peak_file(test: &str) -> PathBuf {
+    let path = temp(&format!("{test}-peak.json"));
+    std::fs::write(&path, r#"{"fma_gflops": 100.0, "copy_gbps": 10.0}"#).unwrap();
+    path
+}
+
+#[test]
+fn aspp_bench_reports_every_layer_and_the_total_in_table_json_and_chart() {
+    let (json, svg, peak) = (temp("aspp.json"), temp("aspp.svg"), peak_file("aspp"));
+    let (code, stdout, stderr) = atrous(
+        &[
+            "bench",
+            "aspp",
+            "--in-channels",
+            "16",
+            "--out-channels",
+            "8",
+            "--size",
+            "9,7",
+            "--rates",
+            "2,12",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--peak",
+            peak.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for layer in [
+        "convs.0", "convs.1", "convs.2", "convs.3", "project", "total",
+    ] {
+        assert!(stdout.contains(layer), "no {layer} row:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("useful GF/s") && stdout.contains("% of ceiling"),
+        "{stdout}"
+    );
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(value["total"]["median_ms"].as_f64().unwrap() > 0.0);
+    let layers = value["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 5);
+    // Rate 12 on a 9x7 map: only the centre tap reads real pixels.
+    let rate12 = &layers[2];
+    assert_eq!(rate12["name"], "convs.2");
+    let ratio =
+        rate12["useful_flops"].as_f64().unwrap() / rate12["nominal_flops"].as_f64().unwrap();
+    assert!((ratio - 1.0 / 9.0).abs() < 1e-9, "useful/nominal {ratio}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.contains("convs.2") && chart.contains("total"));
+    for path in [json, svg, peak] {
+        std::fs::remove_file(path).unwrap();
+    }
+}
+
+#[test]
+fn ppm_bench_names_layers_by_module_path() {
+    let peak = peak_file("ppm");
+    let (code, stdout, stderr) = atrous(
+        &[
+            "bench",
+            "ppm",
+            "--in-channels",
+            "8",
+            "--bottleneck-channels",
+            "4",
+            "--size",
+            "7,7",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--peak",
+            peak.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for layer in ["cat", "stages.0", "stages.3", "bottleneck", "total"] {
+        assert!(stdout.contains(layer), "no {layer} row:\n{stdout}");
+    }
+    std::fs::remove_file(peak).unwrap();
+}
+
+#[test]
+fn reference_torch_without_pytorch_says_what_to_install() {
+    let peak = peak_file("torch");
+    let (code, _, stderr) = atrous(
+        &[
+            "bench",
+            "aspp",
+            "--in-channels",
+            "8",
+            "--out-channels",
+            "4",
+            "--size",
+            "5,5",
+            "--runs",
+            "1",
+            "--peak",
+            peak.to_str().unwrap(),
+            "--reference",
+            "torch",
+        ],
+        &[("ATROUS_PYTHON", "false")],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("PyTorch is not installed") && stderr.contains("pip install torch"),
+        "{stderr}"
+    );
+    std::fs::remove_file(peak).unwrap();
+}
+
+#[test]
+fn bad_bench_arguments_are_usage_errors() {
+    let (code, _, stderr) = atrous(&["bench", "aspp", "--rates", "6,0"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(">= 1"), "{stderr}");
+    let (code, _, stderr) = atrous(&["bench", "ppm", "--size", "60,x"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("H,W"), "{stderr}");
+}
