@@ -117,8 +117,61 @@ fn conv1x1_tiled(@builtin(workgroup_id) wid: vec3<u32>,
 override VEC: u32 = 4u;
 // Pixels per invocation, 1..4.
 override PIX: u32 = 1u;
-const MAX_VEC: u32 = 8u;
-const MAX_PIX: u32 = 4u;
+// Accumulators [r * VEC + v]: pixel r < PIX, channels 4v..4v+3 of the block. Indexed by
+// constants only (the conditions on VEC and PIX fold away), so they stay in registers.
+alias Accumulators = array<vec4<f32>, 32>;
+
+// acc[r][4v..4v+3] += x_r * w for every pixel r < PIX; `v` is a constant at every call.
+fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f32>) {
+    (*acc)[v] = fma(vec4<f32>(xs.x), wv, (*acc)[v]);
+    if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
+    if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
+    if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
+}
+
+// One input channel: the pixels' x values `xs` and the 4*VEC weights from vec4 index `wi`.
+fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {
+    mac_vec4(acc, 0u, w[wi], xs);
+    if (VEC > 1u) { mac_vec4(acc, 1u, w[wi + 1u], xs); }
+    if (VEC > 2u) { mac_vec4(acc, 2u, w[wi + 2u], xs); }
+    if (VEC > 3u) { mac_vec4(acc, 3u, w[wi + 3u], xs); }
+    if (VEC > 4u) { mac_vec4(acc, 4u, w[wi + 4u], xs); }
+    if (VEC > 5u) { mac_vec4(acc, 5u, w[wi + 5u], xs); }
+    if (VEC > 6u) { mac_vec4(acc, 6u, w[wi + 6u], xs); }
+    if (VEC > 7u) { mac_vec4(acc, 7u, w[wi + 7u], xs); }
+}
+
+// The pixels' x values for one input channel, `shift` past channel 0's offsets.
+fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
+    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
+    if (PIX > 1u) { xs.y = x[o.y + shift]; }
+    if (PIX > 2u) { xs.z = x[o.z + shift]; }
+    if (PIX > 3u) { xs.w = x[o.w + shift]; }
+    return xs;
+}
+
+// Writes channels 4v..4v+3 of one pixel (if it exists) with bias and activation.
+fn store_vec4(n: u32, block: u32, pixel: u32, a: vec4<f32>, v: u32) {
+    if (pixel >= p.pixels) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        let co = (block * VEC + v) * 4u + j;
+        if (co < p.out_channels) {
+            y[out_index(n, co, pixel)] = activate(a[j] + bias[n * p.bias_stride + co]);
+        }
+    }
+}
+
+// Writes pixel r's accumulators; `r` is a constant at every call.
+fn store_pixel(n: u32, block: u32, pixel: u32, acc: ptr<function, Accumulators>, r: u32) {
+    store_vec4(n, block, pixel, (*acc)[r * VEC], 0u);
+    if (VEC > 1u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 1u], 1u); }
+    if (VEC > 2u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 2u], 2u); }
+    if (VEC > 3u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 3u], 3u); }
+    if (VEC > 4u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 4u], 4u); }
+    if (VEC > 5u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 5u], 5u); }
+    if (VEC > 6u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 6u], 6u); }
+    if (VEC > 7u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 7u], 7u); }
+}
 
 @compute @workgroup_size(WORKGROUP)
 fn conv1x1_blocked(@builtin(workgroup_id) wid: vec3<u32>,
@@ -133,38 +186,31 @@ fn conv1x1_blocked(@builtin(workgroup_id) wid: vec3<u32>,
     let first = tile * WORKGROUP * PIX;
 
     // Lanes past the last pixel read the last pixel and do not store.
-    var offset: array<u32, MAX_PIX>;
-    for (var r = 0u; r < PIX; r++) {
-        offset[r] = n * p.in_channels * p.pixels + min(first + r * WORKGROUP + lid, p.pixels - 1u);
-    }
-    var acc: array<vec4<f32>, MAX_PIX * MAX_VEC>; // [r * VEC + v]
+    let pixels = min(vec4<u32>(first + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WORKGROUP,
+                     vec4<u32>(p.pixels - 1u));
+    var o = vec4<u32>(n * p.in_channels * p.pixels) + pixels;
     var wi = block * p.in_channels * VEC;
-    for (var ci = 0u; ci < p.in_channels; ci++) {
-        var xv: array<f32, MAX_PIX>;
-        for (var r = 0u; r < PIX; r++) {
-            xv[r] = x[offset[r]];
-            offset[r] += p.pixels;
-        }
-        for (var v = 0u; v < VEC; v++) {
-            let wv = w[wi + v];
-            for (var r = 0u; r < PIX; r++) {
-                acc[r * VEC + v] = fma(vec4<f32>(xv[r]), wv, acc[r * VEC + v]);
-            }
-        }
+    var acc: Accumulators;
+    let unrolled = p.in_channels / 4u;
+    let plane = p.pixels;
+    // Unrolled by 4: lavapipe runs every loop with per-lane masks, a blend per loop-carried
+    // value per iteration.
+    for (var i = 0u; i < unrolled; i++) {
+        mac_channel(&acc, load_pixels(o, 0u), wi);
+        mac_channel(&acc, load_pixels(o, plane), wi + VEC);
+        mac_channel(&acc, load_pixels(o, 2u * plane), wi + 2u * VEC);
+        mac_channel(&acc, load_pixels(o, 3u * plane), wi + 3u * VEC);
+        o += vec4<u32>(4u * plane);
+        wi += 4u * VEC;
+    }
+    for (var ci = unrolled * 4u; ci < p.in_channels; ci++) {
+        mac_channel(&acc, load_pixels(o, 0u), wi);
+        o += vec4<u32>(plane);
         wi += VEC;
     }
 
-    for (var r = 0u; r < PIX; r++) {
-        let pixel = first + r * WORKGROUP + lid;
-        if (pixel >= p.pixels) { break; }
-        for (var v = 0u; v < VEC; v++) {
-            for (var j = 0u; j < 4u; j++) {
-                let co = (block * VEC + v) * 4u + j;
-                if (co < p.out_channels) {
-                    y[out_index(n, co, pixel)] =
-                        activate(acc[r * VEC + v][j] + bias[n * p.bias_stride + co]);
-                }
-            }
-        }
-    }
+    store_pixel(n, block, first + lid, &acc, 0u);
+    if (PIX > 1u) { store_pixel(n, block, first + WORKGROUP + lid, &acc, 1u); }
+    if (PIX > 2u) { store_pixel(n, block, first + 2u * WORKGROUP + lid, &acc, 2u); }
+    if (PIX > 3u) { store_pixel(n, block, first + 3u * WORKGROUP + lid, &acc, 3u); }
 }

@@ -164,57 +164,33 @@ fn conv3x3_tiled(@builtin(workgroup_id) wid: vec3<u32>,
 
 // vec4 groups of output channels per invocation (4*VEC channels), 1..8.
 override VEC: u32 = 4u;
-// Output pixels per invocation, 1 or 2.
+// Output pixels per invocation, 1..4.
 override PIX: u32 = 1u;
-// Accumulators: [r * 8 + v] for pixel r < PIX and channel group v < VEC.
-alias Accumulators = array<vec4<f32>, 16>;
+// Accumulators [r * VEC + v]: pixel r < PIX, channels 4v..4v+3 of the block.
+alias Accumulators = array<vec4<f32>, 32>;
 
-// acc[r][v] += x_r * w[wi + v] for every live (r, v): one input channel of one tap.
-fn mac_blocked(acc: ptr<function, Accumulators>, x0: f32, x1: f32, wi: u32) {
-    let a0 = vec4<f32>(x0);
-    let a1 = vec4<f32>(x1);
-    let w0 = w[wi];
-    (*acc)[0] = fma(a0, w0, (*acc)[0]);
-    if (PIX > 1u) { (*acc)[8] = fma(a1, w0, (*acc)[8]); }
-    if (VEC > 1u) {
-        let w1 = w[wi + 1u];
-        (*acc)[1] = fma(a0, w1, (*acc)[1]);
-        if (PIX > 1u) { (*acc)[9] = fma(a1, w1, (*acc)[9]); }
-    }
-    if (VEC > 2u) {
-        let w2 = w[wi + 2u];
-        (*acc)[2] = fma(a0, w2, (*acc)[2]);
-        if (PIX > 1u) { (*acc)[10] = fma(a1, w2, (*acc)[10]); }
-    }
-    if (VEC > 3u) {
-        let w3 = w[wi + 3u];
-        (*acc)[3] = fma(a0, w3, (*acc)[3]);
-        if (PIX > 1u) { (*acc)[11] = fma(a1, w3, (*acc)[11]); }
-    }
-    if (VEC > 4u) {
-        let w4 = w[wi + 4u];
-        (*acc)[4] = fma(a0, w4, (*acc)[4]);
-        if (PIX > 1u) { (*acc)[12] = fma(a1, w4, (*acc)[12]); }
-    }
-    if (VEC > 5u) {
-        let w5 = w[wi + 5u];
-        (*acc)[5] = fma(a0, w5, (*acc)[5]);
-        if (PIX > 1u) { (*acc)[13] = fma(a1, w5, (*acc)[13]); }
-    }
-    if (VEC > 6u) {
-        let w6 = w[wi + 6u];
-        (*acc)[6] = fma(a0, w6, (*acc)[6]);
-        if (PIX > 1u) { (*acc)[14] = fma(a1, w6, (*acc)[14]); }
-    }
-    if (VEC > 7u) {
-        let w7 = w[wi + 7u];
-        (*acc)[7] = fma(a0, w7, (*acc)[7]);
-        if (PIX > 1u) { (*acc)[15] = fma(a1, w7, (*acc)[15]); }
-    }
+// acc[r][4v..4v+3] += x_r * w for every pixel r < PIX; `v` is a constant at every call.
+fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f32>) {
+    (*acc)[v] = fma(vec4<f32>(xs.x), wv, (*acc)[v]);
+    if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
+    if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
+    if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
+}
+
+// One input channel: the pixels' x values `xs` and the 4*VEC weights from vec4 index `wi`.
+fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {
+    mac_vec4(acc, 0u, w[wi], xs);
+    if (VEC > 1u) { mac_vec4(acc, 1u, w[wi + 1u], xs); }
+    if (VEC > 2u) { mac_vec4(acc, 2u, w[wi + 2u], xs); }
+    if (VEC > 3u) { mac_vec4(acc, 3u, w[wi + 3u], xs); }
+    if (VEC > 4u) { mac_vec4(acc, 4u, w[wi + 4u], xs); }
+    if (VEC > 5u) { mac_vec4(acc, 5u, w[wi + 5u], xs); }
+    if (VEC > 6u) { mac_vec4(acc, 6u, w[wi + 6u], xs); }
+    if (VEC > 7u) { mac_vec4(acc, 7u, w[wi + 7u], xs); }
 }
 
 // x at `offset`, or 0 where the tap is in the padding (`masked` is a constant at each call).
-fn load_x_tap(offset: u32, inside: bool, masked: bool) -> f32 {
+fn load_x(offset: u32, inside: bool, masked: bool) -> f32 {
     let v = x[offset];
     if (masked) {
         return select(0.0, v, inside);
@@ -222,47 +198,60 @@ fn load_x_tap(offset: u32, inside: bool, masked: bool) -> f32 {
     return v;
 }
 
-// One input channel of one tap for both pixels: loads, then the register tile.
-fn step_blocked(acc: ptr<function, Accumulators>, o0: u32, o1: u32, in0: bool, in1: bool,
-                wi: u32, masked: bool) {
-    let x0 = load_x_tap(o0, in0, masked);
-    var x1 = 0.0;
-    if (PIX > 1u) { x1 = load_x_tap(o1, in1, masked); }
-    mac_blocked(acc, x0, x1, wi);
+// The pixels' x values for one input channel, `shift` past the tap's channel-0 offsets.
+fn load_pixels(o: vec4<u32>, inside: vec4<bool>, shift: u32, masked: bool) -> vec4<f32> {
+    var xs = vec4<f32>(load_x(o.x + shift, inside.x, masked), 0.0, 0.0, 0.0);
+    if (PIX > 1u) { xs.y = load_x(o.y + shift, inside.y, masked); }
+    if (PIX > 2u) { xs.z = load_x(o.z + shift, inside.z, masked); }
+    if (PIX > 3u) { xs.w = load_x(o.w + shift, inside.w, masked); }
+    return xs;
 }
 
-// All input channels of one tap: x offsets o0, o1 (channel 0), weights from wi.
-fn tap_blocked(acc: ptr<function, Accumulators>, o0_start: u32, o1_start: u32, in0: bool,
-               in1: bool, wi_start: u32, masked: bool) {
+// All input channels of one tap: x offsets `o` of channel 0 per pixel, weights from vec4
+// index `wi`.
+fn tap_blocked(acc: ptr<function, Accumulators>, o_start: vec4<u32>, inside: vec4<bool>,
+               wi_start: u32, masked: bool) {
     let plane = p.in_h * p.in_w;
-    var o0 = o0_start;
-    var o1 = o1_start;
+    var o = o_start;
     var wi = wi_start;
     let unrolled = p.in_channels / 4u;
     for (var i = 0u; i < unrolled; i++) {
-        step_blocked(acc, o0, o1, in0, in1, wi, masked);
-        step_blocked(acc, o0 + plane, o1 + plane, in0, in1, wi + VEC, masked);
-        step_blocked(acc, o0 + 2u * plane, o1 + 2u * plane, in0, in1, wi + 2u * VEC, masked);
-        step_blocked(acc, o0 + 3u * plane, o1 + 3u * plane, in0, in1, wi + 3u * VEC, masked);
-        o0 += 4u * plane;
-        o1 += 4u * plane;
+        mac_channel(acc, load_pixels(o, inside, 0u, masked), wi);
+        mac_channel(acc, load_pixels(o, inside, plane, masked), wi + VEC);
+        mac_channel(acc, load_pixels(o, inside, 2u * plane, masked), wi + 2u * VEC);
+        mac_channel(acc, load_pixels(o, inside, 3u * plane, masked), wi + 3u * VEC);
+        o += vec4<u32>(4u * plane);
         wi += 4u * VEC;
     }
     for (var ci = unrolled * 4u; ci < p.in_channels; ci++) {
-        step_blocked(acc, o0, o1, in0, in1, wi, masked);
-        o0 += plane;
-        o1 += plane;
+        mac_channel(acc, load_pixels(o, inside, 0u, masked), wi);
+        o += vec4<u32>(plane);
         wi += VEC;
     }
 }
 
-fn store_blocked(n: u32, block: u32, pixel: u32, acc: vec4<f32>, v: u32) {
+// Writes channels 4v..4v+3 of one pixel (if it exists) with bias and activation.
+fn store_vec4(n: u32, block: u32, pixel: u32, a: vec4<f32>, v: u32) {
+    if (pixel >= p.out_pixels) { return; }
     for (var j = 0u; j < 4u; j++) {
         let co = (block * VEC + v) * 4u + j;
         if (co < p.out_channels) {
-            y[out_index(n, co, pixel / p.out_w, pixel % p.out_w)] = activate(acc[j] + bias[co]);
+            y[out_index(n, co, pixel / p.out_w, pixel % p.out_w)] = activate(a[j] + bias[co]);
         }
     }
+}
+
+// Writes pixel r's accumulators. `r` is a constant at every call, so every index into `acc` is
+// one: the accumulators stay in registers.
+fn store_pixel(n: u32, block: u32, pixel: u32, acc: ptr<function, Accumulators>, r: u32) {
+    store_vec4(n, block, pixel, (*acc)[r * VEC], 0u);
+    if (VEC > 1u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 1u], 1u); }
+    if (VEC > 2u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 2u], 2u); }
+    if (VEC > 3u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 3u], 3u); }
+    if (VEC > 4u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 4u], 4u); }
+    if (VEC > 5u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 5u], 5u); }
+    if (VEC > 6u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 6u], 6u); }
+    if (VEC > 7u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 7u], 7u); }
 }
 
 @compute @workgroup_size(WORKGROUP)
@@ -290,13 +279,12 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
         ox_last = i32(p.out_w) - 1;
     }
 
-    // This invocation's pixels; lanes past the end compute the last pixel and do not store.
-    let pixel0 = min(first + lid, p.out_pixels - 1u);
-    let pixel1 = min(first + WORKGROUP + lid, p.out_pixels - 1u);
-    let oy0 = i32(pixel0 / p.out_w);
-    let ox0 = i32(pixel0 % p.out_w);
-    let oy1 = i32(pixel1 / p.out_w);
-    let ox1 = i32(pixel1 % p.out_w);
+    // This invocation's pixels (WORKGROUP apart); lanes past the end compute the last pixel
+    // and do not store.
+    let pixels = min(vec4<u32>(first + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WORKGROUP,
+                     vec4<u32>(p.out_pixels - 1u));
+    let oy = vec4<i32>(pixels / p.out_w);
+    let ox = vec4<i32>(pixels % p.out_w);
 
     let in_h = i32(p.in_h);
     let in_w = i32(p.in_w);
@@ -313,43 +301,23 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
             let dx = kx * dil - i32(p.pad_w);
             if (ox_last + dx < 0 || ox_first + dx >= in_w) { continue; }
             let all_inside = rows_inside && ox_first + dx >= 0 && ox_last + dx < in_w;
-            let iy0 = oy0 + dy;
-            let ix0 = ox0 + dx;
-            let iy1 = oy1 + dy;
-            let ix1 = ox1 + dx;
-            let in0 = iy0 >= 0 && iy0 < in_h && ix0 >= 0 && ix0 < in_w;
-            let in1 = iy1 >= 0 && iy1 < in_h && ix1 >= 0 && ix1 < in_w;
-            let o0 = x_image + u32(clamp(iy0, 0, in_h - 1)) * p.in_w + u32(clamp(ix0, 0, in_w - 1));
-            let o1 = x_image + u32(clamp(iy1, 0, in_h - 1)) * p.in_w + u32(clamp(ix1, 0, in_w - 1));
+            let iy = oy + vec4<i32>(dy);
+            let ix = ox + vec4<i32>(dx);
+            let inside = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(in_h)) & (ix >= vec4<i32>(0))
+                & (ix < vec4<i32>(in_w));
+            let o = vec4<u32>(x_image) + vec4<u32>(clamp(iy, vec4<i32>(0), vec4<i32>(in_h - 1)))
+                * p.in_w + vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(in_w - 1)));
             let wi = (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC;
             if (all_inside) {
-                tap_blocked(&acc, o0, o1, in0, in1, wi, false);
+                tap_blocked(&acc, o, inside, wi, false);
             } else {
-                tap_blocked(&acc, o0, o1, in0, in1, wi, true);
+                tap_blocked(&acc, o, inside, wi, true);
             }
         }
     }
 
-    let pixel = first + lid;
-    if (pixel < p.out_pixels) {
-        store_blocked(n, block, pixel, acc[0], 0u);
-        if (VEC > 1u) { store_blocked(n, block, pixel, acc[1], 1u); }
-        if (VEC > 2u) { store_blocked(n, block, pixel, acc[2], 2u); }
-        if (VEC > 3u) { store_blocked(n, block, pixel, acc[3], 3u); }
-        if (VEC > 4u) { store_blocked(n, block, pixel, acc[4], 4u); }
-        if (VEC > 5u) { store_blocked(n, block, pixel, acc[5], 5u); }
-        if (VEC > 6u) { store_blocked(n, block, pixel, acc[6], 6u); }
-        if (VEC > 7u) { store_blocked(n, block, pixel, acc[7], 7u); }
-    }
-    let second = first + WORKGROUP + lid;
-    if (PIX > 1u && second < p.out_pixels) {
-        store_blocked(n, block, second, acc[8], 0u);
-        if (VEC > 1u) { store_blocked(n, block, second, acc[9], 1u); }
-        if (VEC > 2u) { store_blocked(n, block, second, acc[10], 2u); }
-        if (VEC > 3u) { store_blocked(n, block, second, acc[11], 3u); }
-        if (VEC > 4u) { store_blocked(n, block, second, acc[12], 4u); }
-        if (VEC > 5u) { store_blocked(n, block, second, acc[13], 5u); }
-        if (VEC > 6u) { store_blocked(n, block, second, acc[14], 6u); }
-        if (VEC > 7u) { store_blocked(n, block, second, acc[15], 7u); }
-    }
+    store_pixel(n, block, first + lid, &acc, 0u);
+    if (PIX > 1u) { store_pixel(n, block, first + WORKGROUP + lid, &acc, 1u); }
+    if (PIX > 2u) { store_pixel(n, block, first + 2u * WORKGROUP + lid, &acc, 2u); }
+    if (PIX > 3u) { store_pixel(n, block, first + 3u * WORKGROUP + lid, &acc, 3u); }
 }

@@ -80,20 +80,30 @@ pub struct Conv1x1Config {
 impl Conv1x1Config {
     /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
     /// BENCHMARKS.md for the measurements).
-    pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(4, 1, 8);
+    pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(2, 3, 8);
     pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 2, 8);
+    /// The subgroup tile for layers of at most 8 output channels.
+    pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
     pub fn new(variant: Conv1x1Variant, tile: RegisterTile) -> Self {
         Conv1x1Config { variant, tile }
     }
 
-    /// The configuration `Auto` resolves to on `ctx`: the subgroup kernel where the adapter
-    /// has subgroups, the blocked one otherwise, each with its default tile.
-    pub fn select(ctx: &Context, _in_channels: usize, _out_channels: usize) -> Self {
+    /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
+    /// and GL, ASPP 512->256 and 1280->256 at 33x33): the subgroup kernel where the adapter has
+    /// subgroups (~2.9x the tiled one); without subgroups the tiled kernel, which the blocked
+    /// one does not beat on a GEMM when every weight is a per-lane load. Narrow layers take a
+    /// narrower block. An autotuner can refine this per shape.
+    pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
-            Conv1x1Config::new(Conv1x1Variant::Subgroup, Self::SUBGROUP_TILE)
+            let tile = if out_channels <= 8 {
+                Self::SUBGROUP_TILE_NARROW
+            } else {
+                Self::SUBGROUP_TILE
+            };
+            Conv1x1Config::new(Conv1x1Variant::Subgroup, tile)
         } else {
-            Conv1x1Config::new(Conv1x1Variant::Blocked, Self::BLOCKED_TILE)
+            Conv1x1Variant::Tiled.into()
         }
     }
 
@@ -103,7 +113,7 @@ impl Conv1x1Config {
             Conv1x1Variant::Auto => Ok(Self::select(ctx, in_channels, out_channels)),
             Conv1x1Variant::Blocked => {
                 self.tile
-                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 2)?;
+                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 4)?;
                 Ok(self)
             }
             Conv1x1Variant::Subgroup => {
@@ -127,7 +137,7 @@ impl Conv1x1Config {
     /// Every concrete configuration worth trying on `ctx`: the baselines and grids of tiles.
     pub fn candidates(ctx: &Context) -> Vec<Conv1x1Config> {
         let mut all = vec![Conv1x1Variant::Direct.into(), Conv1x1Variant::Tiled.into()];
-        for (vec4s, pixels) in [(2, 2), (3, 2), (4, 1), (6, 1), (8, 1)] {
+        for (vec4s, pixels) in [(1, 2), (1, 4), (2, 2), (2, 4), (3, 2), (4, 1), (4, 2)] {
             for workgroup in [8, 16] {
                 all.push(Conv1x1Config::new(
                     Conv1x1Variant::Blocked,

@@ -83,19 +83,28 @@ pub struct Conv3x3Config {
 impl Conv3x3Config {
     /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
     /// BENCHMARKS.md for the measurements).
-    pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(4, 1, 8);
+    pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(2, 3, 8);
     pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 2, 8);
+    /// The subgroup tile for layers of at most 8 output channels: a block of 16 would leave
+    /// half the accumulators idle.
+    pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
     pub fn new(variant: Conv3x3Variant, tile: RegisterTile) -> Self {
         Conv3x3Config { variant, tile }
     }
 
-    /// The configuration `Auto` resolves to on `ctx`: the subgroup kernel where the adapter
-    /// has subgroups, the blocked one otherwise, each with its default tile. (On the ASPP
-    /// shapes one tile wins everywhere; an autotuner can refine this per shape.)
-    pub fn select(ctx: &Context, _in_channels: usize, _out_channels: usize) -> Self {
+    /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
+    /// and GL, ASPP 512->256 at 33x33): the subgroup kernel where the adapter has subgroups
+    /// (3.1-3.7x the tiled one), the blocked one otherwise (1.5x). One tile wins on all the
+    /// ASPP rates; narrow layers take a narrower block. An autotuner can refine this per shape.
+    pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
-            Conv3x3Config::new(Conv3x3Variant::Subgroup, Self::SUBGROUP_TILE)
+            let tile = if out_channels <= 8 {
+                Self::SUBGROUP_TILE_NARROW
+            } else {
+                Self::SUBGROUP_TILE
+            };
+            Conv3x3Config::new(Conv3x3Variant::Subgroup, tile)
         } else {
             Conv3x3Config::new(Conv3x3Variant::Blocked, Self::BLOCKED_TILE)
         }
@@ -107,7 +116,7 @@ impl Conv3x3Config {
             Conv3x3Variant::Auto => Ok(Self::select(ctx, in_channels, out_channels)),
             Conv3x3Variant::Blocked => {
                 self.tile
-                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 2)?;
+                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 4)?;
                 Ok(self)
             }
             Conv3x3Variant::Subgroup => {
@@ -131,7 +140,7 @@ impl Conv3x3Config {
     /// Every concrete configuration worth trying on `ctx`: the baselines and grids of tiles.
     pub fn candidates(ctx: &Context) -> Vec<Conv3x3Config> {
         let mut all = vec![Conv3x3Variant::Direct.into(), Conv3x3Variant::Tiled.into()];
-        for (vec4s, pixels) in [(2, 2), (3, 2), (4, 1), (6, 1), (8, 1)] {
+        for (vec4s, pixels) in [(1, 2), (1, 4), (2, 2), (2, 4), (3, 2), (4, 1), (4, 2)] {
             for workgroup in [8, 16] {
                 all.push(Conv3x3Config::new(
                     Conv3x3Variant::Blocked,

@@ -1,0 +1,277 @@
+//! Every convolution kernel variant, under its default and several register tiles, against the
+//! float64 reference (`atrous::reference::conv2d`) on randomized shapes: dilations up to and past
+//! the map size (only the centre tap, or no tap at all, reads real pixels), H != W, batches of
+//! 2, input channel counts that leave a remainder after the unrolled loop, output channel counts
+//! that are not a multiple of any block, paddings other than the dilation, asymmetric ones
+//! included. Relative L2 error <= 1e-5.
+//!
+//! Runs on the adapter `WGPU_BACKEND` selects; CI runs it under `vulkan` and `gl`. Variants the
+//! adapter cannot run (the subgroup kernels on GL) are reported and skipped.
+
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use atrous::check::{Rng, REL_L2_TOLERANCE};
+use atrous::ops::conv1x1::{Conv1x1Config, Conv1x1Variant};
+use atrous::ops::conv3x3::{Conv3x3Config, Conv3x3Variant};
+use atrous::ops::{Conv1x1, Conv3x3, RegisterTile};
+use atrous::reference::{self, compare, unravel, HostTensor};
+use atrous::shape::ConvGeometry;
+use atrous::{Context, Tensor};
+
+/// Random shapes per configuration.
+const SHAPES: u64 = 6;
+
+fn ctx() -> &'static Context {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    CTX.get_or_init(|| Context::new().expect("an adapter (see `atrous info`)"))
+}
+
+/// Held by each test for its whole run: the tests of this binary use the GPU one at a time.
+/// wgpu's GL backend panics when a thread waits more than 6 s for the GL context, which test
+/// threads compiling these kernels with a cold shader cache can exceed on 2 cores.
+fn gpu() -> MutexGuard<'static, ()> {
+    static GPU: Mutex<()> = Mutex::new(());
+    GPU.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A random 3x3 problem: input shape, output channels, geometry. Seeds 0 and 1 are forced
+/// edge cases: a rate past both sides of a non-square map with a batch of 2, and a 1-pixel map.
+fn random_conv3x3(rng: &mut Rng, seed: u64) -> ([usize; 4], usize, ConvGeometry) {
+    let n = 1 + rng.below(2);
+    let in_channels = 1 + rng.below(11);
+    let out_channels = 1 + rng.below(21);
+    let (h, w) = match seed {
+        0 => (9, 14),
+        1 => (1, 1),
+        _ => (1 + rng.below(22), 1 + rng.below(22)),
+    };
+    let dilation = match seed {
+        0 => 24,
+        1 => 3,
+        _ => 1 + rng.below(26),
+    };
+    let geometry = if seed < 2 || rng.below(3) > 0 {
+        ConvGeometry::same_3x3(dilation)
+    } else {
+        // Any padding that still leaves an output, possibly different per axis.
+        let span = 2 * dilation;
+        let min_pad = |size: usize| span.saturating_sub(size - 1).div_ceil(2);
+        ConvGeometry {
+            kernel_size: 3,
+            dilation,
+            padding: [min_pad(h) + rng.below(4), min_pad(w) + rng.below(4)],
+        }
+    };
+    let n = if seed == 0 { 2 } else { n };
+    ([n, in_channels, h, w], out_channels, geometry)
+}
+
+fn upload(rng: &mut Rng, shape: [usize; 4]) -> (Tensor, HostTensor) {
+    let data = rng.vec(shape.iter().product(), 1.0);
+    (
+        Tensor::from_slice(ctx(), "x", shape, &data).unwrap(),
+        HostTensor::from_f32(shape, &data),
+    )
+}
+
+fn assert_close(what: &str, gpu: &[f32], expected: &HostTensor) {
+    let c = compare(gpu, &expected.data);
+    assert!(
+        c.rel_l2 <= REL_L2_TOLERANCE,
+        "{what}: rel L2 {:.3e} > {REL_L2_TOLERANCE:e}; worst element {:?} off by {:.3e}",
+        c.rel_l2,
+        unravel(c.worst_index, expected.shape),
+        c.max_abs
+    );
+}
+
+/// Runs `config` on SHAPES random problems (or reports it skipped).
+fn check_conv3x3(config: Conv3x3Config) {
+    let _gpu = gpu();
+    if config.variant == Conv3x3Variant::Subgroup && !ctx().has_subgroups() {
+        eprintln!("skipped {config}: the adapter has no subgroups");
+        return;
+    }
+    for seed in 0..SHAPES {
+        let mut rng = Rng::new(1000 * seed + 17);
+        let (input, out_channels, geometry) = random_conv3x3(&mut rng, seed);
+        let (bias, relu) = (rng.below(2) == 0, rng.below(2) == 0);
+        let (x, hx) = upload(&mut rng, input);
+        let weights = rng.conv_weights(out_channels, input[1], 3, bias);
+        let conv = Conv3x3::with_config(ctx(), "conv", &weights, geometry, relu, config).unwrap();
+        let y = conv.forward(ctx(), &x).unwrap().to_vec(ctx()).unwrap();
+        let expected = reference::conv2d(&hx, &weights, geometry, relu);
+        assert_close(
+            &format!("{config} on {input:?} -> {out_channels}, {geometry:?}"),
+            &y,
+            &expected,
+        );
+    }
+}
+
+fn check_conv1x1(config: Conv1x1Config) {
+    let _gpu = gpu();
+    if config.variant == Conv1x1Variant::Subgroup && !ctx().has_subgroups() {
+        eprintln!("skipped {config}: the adapter has no subgroups");
+        return;
+    }
+    for seed in 0..SHAPES {
+        let mut rng = Rng::new(1000 * seed + 29);
+        let input = [
+            1 + rng.below(2),
+            1 + rng.below(13),
+            1 + rng.below(20),
+            1 + rng.below(20),
+        ];
+        let out_channels = 1 + rng.below(21);
+        let (bias, relu) = (rng.below(2) == 0, rng.below(2) == 0);
+        let (x, hx) = upload(&mut rng, input);
+        let weights = rng.conv_weights(out_channels, input[1], 1, bias);
+        let conv = Conv1x1::with_config(ctx(), "conv", &weights, relu, config).unwrap();
+        let y = conv.forward(ctx(), &x).unwrap().to_vec(ctx()).unwrap();
+        let expected = reference::conv2d(&hx, &weights, ConvGeometry::pointwise(), relu);
+        assert_close(
+            &format!("{config} on {input:?} -> {out_channels}"),
+            &y,
+            &expected,
+        );
+    }
+}
+
+/// Tiles of the blocked kernels beside the default (c8p3w8): 4, 12 and 32 channels, 1, 2 and
+/// 4 pixels, workgroups of 8, 16 and 24. Few, because each is a pipeline to compile (1-4 s cold
+/// on lavapipe); `atrous check` covers others.
+const BLOCKED_TILES: [RegisterTile; 3] = [
+    RegisterTile::new(1, 4, 8),
+    RegisterTile::new(3, 2, 16),
+    RegisterTile::new(8, 1, 24),
+];
+
+/// Tiles of the subgroup kernels beside the default (c16p2w8): 8, 24 and 32 channels, 1 and 4
+/// pixels, workgroups of 8, 16 and 32.
+const SUBGROUP_TILES: [RegisterTile; 3] = [
+    RegisterTile::new(2, 4, 8),
+    RegisterTile::new(6, 1, 16),
+    RegisterTile::new(8, 1, 32),
+];
+
+#[test]
+fn conv3x3_direct_matches_reference() {
+    check_conv3x3(Conv3x3Variant::Direct.into());
+}
+
+#[test]
+fn conv3x3_tiled_matches_reference() {
+    check_conv3x3(Conv3x3Variant::Tiled.into());
+}
+
+#[test]
+fn conv3x3_blocked_matches_reference_under_every_tile() {
+    check_conv3x3(Conv3x3Variant::Blocked.into());
+    for tile in BLOCKED_TILES {
+        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Blocked, tile));
+    }
+}
+
+#[test]
+fn conv3x3_subgroup_matches_reference_under_every_tile() {
+    check_conv3x3(Conv3x3Variant::Subgroup.into());
+    for tile in SUBGROUP_TILES {
+        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Subgroup, tile));
+    }
+}
+
+/// The default resolves to a concrete kernel this adapter runs, and that kernel is right.
+#[test]
+fn conv3x3_default_matches_reference() {
+    let gpu_guard = gpu();
+    let weights = Rng::new(3).conv_weights(12, 4, 3, true);
+    let conv = Conv3x3::new(
+        ctx(),
+        "conv",
+        &weights,
+        ConvGeometry::same_3x3(2),
+        false,
+        Conv3x3Variant::default(),
+    )
+    .unwrap();
+    let expected = if ctx().has_subgroups() {
+        Conv3x3Variant::Subgroup
+    } else {
+        Conv3x3Variant::Blocked
+    };
+    assert_eq!(conv.config().variant, expected);
+    drop(gpu_guard);
+    check_conv3x3(Conv3x3Config::default());
+}
+
+#[test]
+fn conv1x1_direct_matches_reference() {
+    check_conv1x1(Conv1x1Variant::Direct.into());
+}
+
+#[test]
+fn conv1x1_tiled_matches_reference() {
+    check_conv1x1(Conv1x1Variant::Tiled.into());
+}
+
+#[test]
+fn conv1x1_blocked_matches_reference_under_every_tile() {
+    check_conv1x1(Conv1x1Variant::Blocked.into());
+    for tile in BLOCKED_TILES {
+        check_conv1x1(Conv1x1Config::new(Conv1x1Variant::Blocked, tile));
+    }
+}
+
+#[test]
+fn conv1x1_subgroup_matches_reference_under_every_tile() {
+    check_conv1x1(Conv1x1Variant::Subgroup.into());
+    for tile in SUBGROUP_TILES {
+        check_conv1x1(Conv1x1Config::new(Conv1x1Variant::Subgroup, tile));
+    }
+}
+
+#[test]
+fn conv1x1_default_matches_reference() {
+    check_conv1x1(Conv1x1Config::default());
+}
+
+/// A configuration the adapter cannot run is an error that says why, not a validation failure.
+#[test]
+fn subgroup_variant_without_subgroups_is_a_clear_error() {
+    let _gpu = gpu();
+    if ctx().has_subgroups() {
+        return;
+    }
+    let weights = Rng::new(5).conv_weights(4, 4, 1, false);
+    let error = Conv1x1::new(ctx(), "conv", &weights, false, Conv1x1Variant::Subgroup)
+        .err()
+        .expect("no subgroups: an error");
+    assert!(error.to_string().contains("subgroup"), "{error}");
+}
+
+/// Tile labels round-trip through the configs' Display and FromStr (the tuner's cache format),
+/// and tiles outside a kernel's range are rejected with the range.
+#[test]
+fn configs_round_trip_and_reject_bad_tiles() {
+    let _gpu = gpu();
+    for config in Conv3x3Config::candidates(ctx()) {
+        assert_eq!(config.to_string().parse::<Conv3x3Config>().unwrap(), config);
+    }
+    for config in Conv1x1Config::candidates(ctx()) {
+        assert_eq!(config.to_string().parse::<Conv1x1Config>().unwrap(), config);
+    }
+    let weights = Rng::new(6).conv_weights(4, 4, 3, false);
+    let bad = Conv3x3Config::new(Conv3x3Variant::Blocked, RegisterTile::new(9, 1, 8));
+    let error = Conv3x3::with_config(
+        ctx(),
+        "conv",
+        &weights,
+        ConvGeometry::same_3x3(1),
+        false,
+        bad,
+    )
+    .err()
+    .expect("a 36-channel blocked tile is out of range");
+    assert!(error.to_string().contains("c36p1w8"), "{error}");
+}
