@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
             let launch = conv.prepare(&ctx, &x, (&y).into()).unwrap();
             let id = BenchmarkId::new(
                 format!("{in_channels}x33x33->{out_channels}"),
-                conv.config().to_string(),
+                conv.config_for(&ctx, x.shape()).unwrap().to_string(),
             );
             group.bench_function(id, |b| {
                 b.iter(|| {

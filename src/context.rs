@@ -175,6 +175,8 @@ pub struct Context {
     lost: Arc<Mutex<Option<String>>>,
     /// Small constant buffers shared by launches (e.g. a zero bias), keyed by purpose.
     pub(crate) constants: Mutex<HashMap<&'static str, Arc<wgpu::Buffer>>>,
+    /// `atrous tune`'s winners for this adapter, read on first use.
+    tuned: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
 }
 
 impl Context {
@@ -244,7 +246,36 @@ impl Context {
             uncaptured,
             lost,
             constants: Mutex::new(HashMap::new()),
+            tuned: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The kernel configuration `atrous tune` found fastest on this adapter for the layer
+    /// `shape_key`, if the tune cache ([`crate::tune::default_path`]) has one. A cache that
+    /// cannot be read is reported once on stderr and otherwise ignored: defaults still work.
+    pub fn tuned_config(&self, shape_key: &str) -> Option<&str> {
+        self.tuned
+            .get_or_init(|| {
+                let path = crate::tune::default_path();
+                match crate::tune::TuneCache::load(&path) {
+                    Ok(cache) => cache
+                        .adapters
+                        .get(&self.adapter.cache_key())
+                        .map(|shapes| {
+                            shapes
+                                .iter()
+                                .map(|(shape, entry)| (shape.clone(), entry.winner.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    Err(error) => {
+                        eprintln!("warning: ignoring the tune cache: {error}");
+                        Default::default()
+                    }
+                }
+            })
+            .get(shape_key)
+            .map(String::as_str)
     }
 
     pub fn adapter(&self) -> &AdapterSummary {

@@ -200,7 +200,8 @@ fn conv3x3_default_matches_reference() {
     } else {
         Conv3x3Variant::Blocked
     };
-    assert_eq!(conv.config().variant, expected);
+    let x = Tensor::empty(ctx(), "x", [1, weights.in_channels, 9, 9]).unwrap();
+    assert_eq!(conv.config_for(ctx(), x.shape()).unwrap().variant, expected);
     drop(gpu_guard);
     check_conv3x3(Conv3x3Config::default());
 }

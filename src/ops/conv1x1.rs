@@ -1,6 +1,8 @@
 //! Launcher of `shaders/conv1x1.wgsl`: 1x1 convolution as a GEMM over channels.
 //!
 //! x: (N, C_in, H, W)  w: (C_out, C_in, 1, 1)  bias: (C_out,)  y: (N, C_out, H, W)
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -262,8 +264,13 @@ pub struct Conv1x1 {
     in_channels: usize,
     out_channels: usize,
     relu: bool,
+    /// As asked for: `Auto` is resolved per input shape in `prepare` (tune cache, then the
+    /// measured defaults).
     config: Conv1x1Config,
-    weight: wgpu::Buffer,
+    /// Host copy of the weights, laid out anew for each configuration a shape resolves to.
+    weights: ConvWeights,
+    /// The weights in the layout of each configuration used so far, each uploaded once.
+    layouts: Mutex<HashMap<Conv1x1Config, Arc<wgpu::Buffer>>>,
     bias: Option<wgpu::Buffer>,
 }
 
@@ -294,16 +301,11 @@ impl Conv1x1 {
                 format!("{0}x{0}", weights.kernel_size),
             ));
         }
-        let config = config.resolve(ctx, weights.in_channels, weights.out_channels)?;
-        let host = match config.variant {
-            Conv1x1Variant::Direct => weights.padded_to_vec4(),
-            Conv1x1Variant::Tiled => weights.packed_by_4(),
-            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
-                weights.packed_blocked(config.tile.block_channels())
-            }
-            Conv1x1Variant::Auto => unreachable!("resolve() replaces Auto"),
-        };
-        let weight = ctx.upload(&format!("{name} weight"), &host)?;
+        // A concrete configuration is checked (and its weights uploaded) now; `Auto` waits for
+        // the input shape.
+        if config.variant != Conv1x1Variant::Auto {
+            config.resolve(ctx, weights.in_channels, weights.out_channels)?;
+        }
         let bias = match &weights.bias {
             Some(b) => Some(ctx.upload(&format!("{name} bias"), b)?),
             None => None,
@@ -314,9 +316,36 @@ impl Conv1x1 {
             out_channels: weights.out_channels,
             relu,
             config,
-            weight,
+            weights: weights.clone(),
+            layouts: Mutex::new(HashMap::new()),
             bias,
         })
+    }
+
+    /// The weights laid out for `config` (resolved), uploaded on first use.
+    fn layout(&self, ctx: &Context, config: Conv1x1Config) -> Result<Arc<wgpu::Buffer>> {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(buffer) = layouts.get(&config) {
+            return Ok(buffer.clone());
+        }
+        let host = match config.variant {
+            Conv1x1Variant::Direct => self.weights.padded_to_vec4(),
+            Conv1x1Variant::Tiled => self.weights.packed_by_4(),
+            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
+                self.weights.packed_blocked(config.tile.block_channels())
+            }
+            Conv1x1Variant::Auto => unreachable!("resolved configurations only"),
+        };
+        let buffer =
+            Arc::new(ctx.upload(&format!("{} weight ({})", self.name, config.label()), &host)?);
+        layouts.insert(config, buffer.clone());
+        Ok(buffer)
+    }
+
+    /// The key of this layer on an input of `shape` in `atrous tune`'s cache.
+    pub fn tune_key(&self, shape: [usize; 4]) -> String {
+        let [n, c, h, w] = shape;
+        format!("conv1x1 {n}x{c}x{h}x{w} cout={}", self.out_channels)
     }
 
     pub fn out_channels(&self) -> usize {
@@ -327,9 +356,25 @@ impl Conv1x1 {
         self.in_channels
     }
 
-    /// The resolved configuration (never `Auto`).
-    pub fn config(&self) -> Conv1x1Config {
-        self.config
+    /// The configuration used for an input of `shape` (never `Auto`): as asked for, or for
+    /// `Auto` the tuned winner for this shape on this adapter, else the measured default.
+    pub fn config_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Conv1x1Config> {
+        if self.config.variant != Conv1x1Variant::Auto {
+            return self
+                .config
+                .resolve(ctx, self.in_channels, self.out_channels);
+        }
+        let tuned = ctx
+            .tuned_config(&self.tune_key(shape))
+            .and_then(|text| Conv1x1Config::parse(text).ok())
+            .filter(|c| c.variant != Conv1x1Variant::Auto)
+            .and_then(|c| c.resolve(ctx, self.in_channels, self.out_channels).ok());
+        match tuned {
+            Some(config) => Ok(config),
+            None => self
+                .config
+                .resolve(ctx, self.in_channels, self.out_channels),
+        }
     }
 
     pub fn out_shape(&self, input: &Tensor) -> Result<[usize; 4]> {
@@ -353,17 +398,19 @@ impl Conv1x1 {
         per_image_bias: Option<&wgpu::Buffer>,
     ) -> Result<Launch> {
         let out_shape = self.out_shape(input)?;
+        let config = self.config_for(ctx, input.shape())?;
+        let weight = self.layout(ctx, config)?;
         output.check_fits(&self.name, out_shape)?;
         let [n, _, h, w] = input.shape();
         let pixels = h * w;
         let pixel_tiles = pixels.div_ceil(TILE_P);
         let channel_groups = self.out_channels.div_ceil(4);
-        let tile = self.config.tile;
+        let tile = config.tile;
         let block_tiles = pixels.div_ceil(tile.tile_pixels());
         let channel_blocks = self.out_channels.div_ceil(tile.block_channels());
         // `total` counts invocations for the one-dimensional kernels and workgroups for the
         // blocked one.
-        let (total, workgroup_count, constants) = match self.config.variant {
+        let (total, workgroup_count, constants) = match config.variant {
             Conv1x1Variant::Direct => {
                 let invocations = n * self.out_channels * pixels;
                 (
@@ -386,7 +433,7 @@ impl Conv1x1 {
             }
             Conv1x1Variant::Auto => unreachable!("resolve() replaces Auto"),
         };
-        let shader = match self.config.variant {
+        let shader = match config.variant {
             Conv1x1Variant::Subgroup => &SUBGROUP_SHADER,
             _ => &SHADER,
         };
@@ -421,19 +468,19 @@ impl Conv1x1 {
         };
         Ok(Launch::new(
             ctx,
-            format!("{} ({})", self.name, self.config.label()),
+            format!("{} ({})", self.name, config.label()),
             shader,
-            self.config.variant.name(),
+            config.variant.name(),
             &constants,
             &params,
-            &[input.buffer(), &self.weight, bias, output.tensor.buffer()],
+            &[input.buffer(), &weight, bias, output.tensor.buffer()],
             workgroup_count,
         )?
-        .with_cost(self.cost(input.shape())))
+        .with_cost(self.cost(input.shape(), config)))
     }
 
     /// FLOPs and compulsory bytes for an input of `shape`.
-    pub fn cost(&self, shape: [usize; 4]) -> Cost {
+    pub fn cost(&self, shape: [usize; 4], config: Conv1x1Config) -> Cost {
         let [n, c, h, w] = shape;
         let flops = 2.0 * (n * c * self.out_channels * h * w) as f64;
         let elements = n * c * h * w
@@ -449,7 +496,7 @@ impl Conv1x1 {
                 shape_text(shape),
                 shape_text([n, self.out_channels, h, w])
             ),
-            params: format!("1x1 {}", self.config.label()),
+            params: format!("1x1 {}", config.label()),
         }
     }
 

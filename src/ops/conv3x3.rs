@@ -2,6 +2,8 @@
 //!
 //! x: (N, C_in, H, W)  w: (C_out, C_in, 3, 3)  bias: (C_out,)  y: (N, C_out, H_out, W_out)
 //! with (H_out, W_out) from [`ConvGeometry::out_hw`].
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -272,8 +274,13 @@ pub struct Conv3x3 {
     out_channels: usize,
     geometry: ConvGeometry,
     relu: bool,
+    /// As asked for: `Auto` is resolved per input shape in `prepare` (tune cache, then the
+    /// measured defaults).
     config: Conv3x3Config,
-    weight: wgpu::Buffer,
+    /// Host copy of the weights, laid out anew for each configuration a shape resolves to.
+    weights: ConvWeights,
+    /// The weights in the layout of each configuration used so far, each uploaded once.
+    layouts: Mutex<HashMap<Conv3x3Config, Arc<wgpu::Buffer>>>,
     bias: Option<wgpu::Buffer>,
 }
 
@@ -314,16 +321,11 @@ impl Conv3x3 {
                 "must be >= 1, found 0",
             ));
         }
-        let config = config.resolve(ctx, weights.in_channels, weights.out_channels)?;
-        let host = match config.variant {
-            Conv3x3Variant::Direct => weights.padded_to_vec4(),
-            Conv3x3Variant::Tiled => weights.packed_by_4(),
-            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
-                weights.packed_blocked(config.tile.block_channels())
-            }
-            Conv3x3Variant::Auto => unreachable!("resolve() replaces Auto"),
-        };
-        let weight = ctx.upload(&format!("{name} weight"), &host)?;
+        // A concrete configuration is checked (and its weights uploaded) now; `Auto` waits for
+        // the input shape.
+        if config.variant != Conv3x3Variant::Auto {
+            config.resolve(ctx, weights.in_channels, weights.out_channels)?;
+        }
         let bias = match &weights.bias {
             Some(b) => Some(ctx.upload(&format!("{name} bias"), b)?),
             None => None,
@@ -335,9 +337,42 @@ impl Conv3x3 {
             geometry,
             relu,
             config,
-            weight,
+            weights: weights.clone(),
+            layouts: Mutex::new(HashMap::new()),
             bias,
         })
+    }
+
+    /// The weights laid out for `config` (resolved), uploaded on first use.
+    fn layout(&self, ctx: &Context, config: Conv3x3Config) -> Result<Arc<wgpu::Buffer>> {
+        let mut layouts = self.layouts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(buffer) = layouts.get(&config) {
+            return Ok(buffer.clone());
+        }
+        let host = match config.variant {
+            Conv3x3Variant::Direct => self.weights.padded_to_vec4(),
+            Conv3x3Variant::Tiled => self.weights.packed_by_4(),
+            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
+                self.weights.packed_blocked(config.tile.block_channels())
+            }
+            Conv3x3Variant::Auto => unreachable!("resolved configurations only"),
+        };
+        let buffer =
+            Arc::new(ctx.upload(&format!("{} weight ({})", self.name, config.label()), &host)?);
+        layouts.insert(config, buffer.clone());
+        Ok(buffer)
+    }
+
+    /// The key of this layer on an input of `shape` in `atrous tune`'s cache.
+    pub fn tune_key(&self, shape: [usize; 4]) -> String {
+        let [n, c, h, w] = shape;
+        format!(
+            "conv3x3 {n}x{c}x{h}x{w} cout={} dil={} pad={},{}",
+            self.out_channels,
+            self.geometry.dilation,
+            self.geometry.padding[0],
+            self.geometry.padding[1]
+        )
     }
 
     pub fn out_channels(&self) -> usize {
@@ -352,9 +387,25 @@ impl Conv3x3 {
         self.geometry
     }
 
-    /// The resolved configuration (never `Auto`).
-    pub fn config(&self) -> Conv3x3Config {
-        self.config
+    /// The configuration used for an input of `shape` (never `Auto`): as asked for, or for
+    /// `Auto` the tuned winner for this shape on this adapter, else the measured default.
+    pub fn config_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Conv3x3Config> {
+        if self.config.variant != Conv3x3Variant::Auto {
+            return self
+                .config
+                .resolve(ctx, self.in_channels, self.out_channels);
+        }
+        let tuned = ctx
+            .tuned_config(&self.tune_key(shape))
+            .and_then(|text| Conv3x3Config::parse(text).ok())
+            .filter(|c| c.variant != Conv3x3Variant::Auto)
+            .and_then(|c| c.resolve(ctx, self.in_channels, self.out_channels).ok());
+        match tuned {
+            Some(config) => Ok(config),
+            None => self
+                .config
+                .resolve(ctx, self.in_channels, self.out_channels),
+        }
     }
 
     /// The output shape for an input of `shape`, or an error naming the mismatch.
@@ -368,18 +419,20 @@ impl Conv3x3 {
     /// Builds the dispatch reading `input` and writing `output` (a tensor or channel slice).
     pub fn prepare(&self, ctx: &Context, input: &Tensor, output: OutputSlice) -> Result<Launch> {
         let out_shape = self.out_shape(input)?;
+        let config = self.config_for(ctx, input.shape())?;
+        let weight = self.layout(ctx, config)?;
         output.check_fits(&self.name, out_shape)?;
         let [n, _, in_h, in_w] = input.shape();
         let [_, out_c, out_h, out_w] = out_shape;
         let tiles_w = out_w.div_ceil(TILE_W);
         let channel_groups = out_c.div_ceil(4);
-        let tile = self.config.tile;
+        let tile = config.tile;
         let out_pixels = out_h * out_w;
         let pixel_tiles = out_pixels.div_ceil(tile.tile_pixels());
         let channel_blocks = out_c.div_ceil(tile.block_channels());
         // `total` counts invocations for the one-dimensional kernels and workgroups for the
         // blocked one, whose every decision is per workgroup.
-        let (total, workgroup_count, constants) = match self.config.variant {
+        let (total, workgroup_count, constants) = match config.variant {
             Conv3x3Variant::Direct => {
                 let invocations = n * out_c * out_pixels;
                 (
@@ -402,7 +455,7 @@ impl Conv3x3 {
             }
             Conv3x3Variant::Auto => unreachable!("resolve() replaces Auto"),
         };
-        let shader = match self.config.variant {
+        let shader = match config.variant {
             Conv3x3Variant::Subgroup => &SUBGROUP_SHADER,
             _ => &SHADER,
         };
@@ -438,20 +491,20 @@ impl Conv3x3 {
         };
         Ok(Launch::new(
             ctx,
-            format!("{} ({})", self.name, self.config.label()),
+            format!("{} ({})", self.name, config.label()),
             shader,
-            self.config.variant.name(),
+            config.variant.name(),
             &constants,
             &params,
-            &[input.buffer(), &self.weight, bias, output.tensor.buffer()],
+            &[input.buffer(), &weight, bias, output.tensor.buffer()],
             workgroup_count,
         )?
-        .with_cost(self.cost(input.shape())?))
+        .with_cost(self.cost(input.shape(), config)?))
     }
 
     /// FLOPs (all taps, and only the taps on real pixels) and compulsory bytes for an input of
     /// `shape`.
-    pub fn cost(&self, shape: [usize; 4]) -> Result<Cost> {
+    pub fn cost(&self, shape: [usize; 4], config: Conv3x3Config) -> Result<Cost> {
         let [n, c, h, w] = shape;
         let (out_h, out_w) = self.geometry.out_hw(h, w)?;
         let pairs = (n * c * self.out_channels) as f64;
@@ -472,7 +525,7 @@ impl Conv3x3 {
                 "3x3 dil={} pad={:?} {}",
                 self.geometry.dilation,
                 self.geometry.padding,
-                self.config.label()
+                config.label()
             ),
         })
     }
