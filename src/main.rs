@@ -37,6 +37,16 @@ enum Command {
     /// Run a context head (ASPP, DeepLabHead, PPM, PSP head) with PyTorch weights stored as
     /// safetensors on a safetensors input.
     Run(atrous::cli_run::RunArgs),
+    /// Sweep the kernel variants and tiles of every convolution of a graph on this adapter,
+    /// verify each against the float64 reference, time them and keep the fastest in the tune
+    /// cache ($ATROUS_TUNE_CACHE, else ~/.cache/atrous/tune.json); `run` and `bench` use it.
+    Tune {
+        #[command(subcommand)]
+        graph: Option<TuneGraph>,
+        /// Print what was tried for each shape and the winner, then exit.
+        #[arg(long)]
+        report: bool,
+    },
     /// Measure: the adapter's ceilings and the kernels against them.
     Bench {
         #[command(subcommand)]
@@ -132,6 +142,49 @@ enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum TuneGraph {
+    /// The convolutions of an ASPP (defaults: 2048 -> 256 at 33x33, rates 6,12,18).
+    Aspp {
+        #[arg(long, default_value_t = 2048)]
+        in_channels: usize,
+        #[arg(long, default_value_t = 256)]
+        out_channels: usize,
+        #[arg(long, default_value = "33,33", value_parser = parse_size)]
+        size: [usize; 2],
+        #[arg(long, default_value = "6,12,18", value_delimiter = ',', value_parser = parse_positive)]
+        rates: Vec<usize>,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[command(flatten)]
+        timing: TuneTimingArgs,
+    },
+    /// The convolutions of a PPM (defaults: 2048 at 60x60, bins 1,2,3,6, bottleneck 512).
+    Ppm {
+        #[arg(long, default_value_t = 2048)]
+        in_channels: usize,
+        #[arg(long, default_value_t = 512)]
+        bottleneck_channels: usize,
+        #[arg(long, default_value = "60,60", value_parser = parse_size)]
+        size: [usize; 2],
+        #[arg(long, default_value = "1,2,3,6", value_delimiter = ',', value_parser = parse_positive)]
+        bins: Vec<usize>,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[command(flatten)]
+        timing: TuneTimingArgs,
+    },
+}
+
+/// Fewer runs than a benchmark: the tuner times dozens of candidates per layer.
+#[derive(Args)]
+struct TuneTimingArgs {
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
 }
 
 /// Options shared by the graph benchmarks.
@@ -245,12 +298,20 @@ fn parse_size(text: &str) -> Result<[usize; 2], String> {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of our output goes away
+    // (`atrous tune --report | head`) instead of panicking on a failed print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info(),
         Command::Check { quick } => run_check(quick),
         Command::Run(args) => atrous::cli_run::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench { what } => run_bench(what),
+        Command::Tune { graph, report } => run_tune(graph, report),
     };
     match result {
         Ok(code) => code,
@@ -391,6 +452,111 @@ fn run_check(quick: bool) -> atrous::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn run_tune(graph: Option<TuneGraph>, report: bool) -> atrous::Result<ExitCode> {
+    use atrous::tune::{default_path, print_report, tune_layers, TuneCache};
+    let path = default_path();
+    if report {
+        print_report(&TuneCache::load(&path)?, &path);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(graph) = graph else {
+        eprintln!(
+            "error: name a graph to tune (`atrous tune aspp`, `atrous tune ppm`) or pass --report"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let (spec, size, batch, timing) = match graph {
+        TuneGraph::Aspp {
+            in_channels,
+            out_channels,
+            size,
+            rates,
+            batch,
+            timing,
+        } => (
+            GraphSpec::Aspp {
+                in_channels,
+                out_channels,
+                rates,
+            },
+            size,
+            batch,
+            timing,
+        ),
+        TuneGraph::Ppm {
+            in_channels,
+            bottleneck_channels,
+            size,
+            bins,
+            batch,
+            timing,
+        } => (
+            GraphSpec::Ppm {
+                in_channels,
+                bins,
+                bottleneck_channels,
+            },
+            size,
+            batch,
+            timing,
+        ),
+    };
+    // Read the cache before the long sweep so a malformed file fails fast.
+    let mut cache = TuneCache::load(&path)?;
+    let ctx = open_context()?;
+    eprintln!("tuning the convolutions of {}", spec.describe(batch, size));
+    let timing = TimingOptions {
+        warmup: timing.warmup,
+        runs: timing.runs.max(1),
+        force_wall_clock: false,
+    };
+    let layers = spec.conv_layers(batch, size);
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let results = tune_layers(&ctx, &layers, &timing, |done, total, what| {
+        let width = 30;
+        let filled = (done * width) / total.max(1);
+        let bar = format!(
+            "[{}{}] {done}/{total} {what}",
+            "#".repeat(filled),
+            "-".repeat(width - filled)
+        );
+        if terminal {
+            eprint!("\r\x1b[2K{bar}");
+        } else {
+            eprintln!("{bar}");
+        }
+    })?;
+    if terminal {
+        eprintln!();
+    }
+    let adapter = ctx.adapter().cache_key();
+    for result in &results {
+        cache.insert(&adapter, &result.key, result.entry.clone());
+    }
+    cache.save(&path)?;
+    println!(
+        "{:<24} {:<48} {:<28} {:>10} {:>8}",
+        "layer", "shape", "winner", "ms", "tried"
+    );
+    for r in &results {
+        let verified = r.entry.tried.iter().filter(|t| t.verified).count();
+        println!(
+            "{:<24} {:<48} {:<28} {:>10.3} {:>3}/{:<3}",
+            r.layer,
+            r.key,
+            r.entry.winner,
+            r.entry.median_ms,
+            verified,
+            r.entry.tried.len()
+        );
+    }
+    println!(
+        "winners saved to {} (atrous run and atrous bench use them on this adapter)",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench_graph(

@@ -15,6 +15,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::bench::layer::ConvLayer;
 use crate::bench::peak::{self, PeakOptions};
 use crate::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
 use crate::check::Rng;
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Aspp, AsppWeights, Graph, Ppm, PpmWeights};
 use crate::pipeline::Cost;
 use crate::plot::{self, PlotLayer};
+use crate::shape::ConvGeometry;
 
 /// Which graph, with the shapes of the real configurations as defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,6 +89,68 @@ impl GraphSpec {
                 &PpmWeights::random(*in_channels, bins, *bottleneck_channels, 1)?,
             )?),
         })
+    }
+
+    /// The graph's convolutions with the input shapes they see (what `atrous tune` sweeps).
+    /// Names and shapes follow the graph's own layers (src/graph): a convolution built for a
+    /// layer here has the tune key its counterpart in the graph looks up.
+    pub fn conv_layers(&self, batch: usize, size: [usize; 2]) -> Vec<ConvLayer> {
+        let pointwise =
+            |name: &str, c_in, c_out, size| ConvLayer::conv1x1(name, batch, c_in, c_out, size);
+        match self {
+            GraphSpec::Aspp {
+                in_channels,
+                out_channels,
+                rates,
+            } => {
+                let (i, o) = (*in_channels, *out_channels);
+                let mut layers = vec![pointwise("convs.0", i, o, size)];
+                for (k, &rate) in rates.iter().enumerate() {
+                    layers.push(ConvLayer::conv3x3(
+                        &format!("convs.{}", k + 1),
+                        batch,
+                        i,
+                        o,
+                        size,
+                        ConvGeometry::same_3x3(rate),
+                    ));
+                }
+                let pooling = format!("convs.{}", rates.len() + 1);
+                layers.push(pointwise(&pooling, i, o, [1, 1]));
+                // The projection over the conv branches, and its pooling part as a bias.
+                layers.push(pointwise("project", (1 + rates.len()) * o, o, size));
+                layers.push(pointwise("project (pooling part)", o, o, [1, 1]));
+                layers
+            }
+            GraphSpec::Ppm {
+                in_channels,
+                bins,
+                bottleneck_channels,
+            } => {
+                let stage_channels = in_channels / bins.len().max(1);
+                let mut layers: Vec<ConvLayer> = bins
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &bin)| {
+                        pointwise(
+                            &format!("stages.{k}"),
+                            *in_channels,
+                            stage_channels,
+                            [bin, bin],
+                        )
+                    })
+                    .collect();
+                layers.push(ConvLayer::conv3x3(
+                    "bottleneck",
+                    batch,
+                    in_channels + bins.len() * stage_channels,
+                    *bottleneck_channels,
+                    size,
+                    ConvGeometry::same_3x3(1),
+                ));
+                layers
+            }
+        }
     }
 
     /// Arguments of scripts/bench_torch.py for the same graph.
