@@ -4,8 +4,8 @@
 // module from shaders/conv3x3.wgsl so that one compiles on adapters without subgroups.
 //
 // x: (N, C_in, H, W)                   contiguous NCHW
-// w: (ceil(C_out / (4 VEC)), 9, C_in, 4 VEC) — for one block of 4*VEC output channels and one
-//    tap, the weights of consecutive input channels are consecutive, 4*VEC floats each
+// w: (ceil(C_out / (4 VEC)), 9, C_in, VEC) of vec4 — for one block of 4*VEC output channels and
+//    one tap, the weights of consecutive input channels are consecutive, 4*VEC floats each
 // bias: (C_out,) (a zero buffer when the conv has none)
 // y: (N, out_c_total, H_out, W_out)    this conv writes channels [out_c_offset, +C_out)
 //
@@ -18,13 +18,15 @@
 // Why subgroups: lavapipe (Mesa 25) scalarizes a buffer load only when its offset is a
 // compile-time constant; any other load, even one whose address is the same in every lane,
 // costs a per-lane loop of ~17 cycles per 8 lanes, against half a cycle for a multiply-add of
-// 8 lanes. So each lane loads a *different* weight (lane % 8 of a group of 8 channels) and
-// subgroupBroadcast hands all eight to every lane: one load per 8 weights instead of one per
-// weight. On GPUs the broadcast is a register shuffle and the load one cache line.
-// Per (tap, input channel) an invocation does PIX loads of x, VEC/2 loads of w, 4*VEC
-// broadcasts and 4*VEC*PIX FMAs. The register tile is straight-line code (conditions on
-// override constants fold away) and the input-channel loop is unrolled by 4; see
-// shaders/conv3x3.wgsl for why.
+// 8 lanes. So lanes 0..7 each load a *different* vec4 of weights (8 vec4s = 32 weights, e.g.
+// two input channels of a 16-channel block) and subgroupBroadcast hands each vec4 to every
+// lane: one load per 32 weights instead of one per weight (a vec4 also costs less per element
+// than four scalar loads in lavapipe's per-lane loop). On GPUs the broadcast is a register
+// shuffle and the load one cache line.
+// Per 4 input channels of one tap an invocation does 4*PIX loads of x, VEC/2 vec4 loads of w,
+// 4*VEC vec4 broadcasts and 16*VEC*PIX FMAs. The register tile is straight-line code
+// (conditions on override constants fold away) and the input-channel loop is unrolled by 4;
+// see shaders/conv3x3.wgsl for why.
 
 // Mirrors `Conv3x3Params` in src/ops/conv3x3.rs field for field (shared with conv3x3.wgsl).
 struct Params {
@@ -52,7 +54,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -66,49 +68,161 @@ fn activate(v: f32) -> f32 {
 override VEC: u32 = 2u;
 // Output pixels per invocation, 1..4.
 override PIX: u32 = 2u;
-// Groups of 8 output channels: one weight load and eight broadcasts each.
-override GROUPS: u32 = VEC / 2u;
 // Accumulators [r * VEC + v]: pixel r < PIX, channels 4v..4v+3 of the block.
 alias Accumulators = array<vec4<f32>, 32>;
 
-// The eight weights that lanes 0..7 of the subgroup loaded, as two vec4s in every lane.
-fn broadcast_lo(wv: f32) -> vec4<f32> {
-    return vec4<f32>(subgroupBroadcast(wv, 0u), subgroupBroadcast(wv, 1u),
-                     subgroupBroadcast(wv, 2u), subgroupBroadcast(wv, 3u));
-}
-fn broadcast_hi(wv: f32) -> vec4<f32> {
-    return vec4<f32>(subgroupBroadcast(wv, 4u), subgroupBroadcast(wv, 5u),
-                     subgroupBroadcast(wv, 6u), subgroupBroadcast(wv, 7u));
+// The weights of 4 input channels (16*VEC floats = 4*VEC vec4s), loaded by lanes 0..7 of the
+// subgroup 8 vec4s at a time: q[k] holds vec4 8k + lane % 8. Each vec4 is one per-lane load and
+// then four output channels' weights for every lane after a broadcast.
+alias WeightLoads = array<vec4<f32>, 4>;
+
+fn load_weights(wi: u32, lane: u32) -> WeightLoads {
+    var q: WeightLoads;
+    q[0] = w[wi + lane];
+    if (VEC > 2u) { q[1] = w[wi + 8u + lane]; }
+    if (VEC > 4u) { q[2] = w[wi + 16u + lane]; }
+    if (VEC > 6u) { q[3] = w[wi + 24u + lane]; }
+    return q;
 }
 
-// acc[r][channels 8g..8g+7] += x_r * w for every pixel r < PIX; `wv` holds weight (lane % 8)
-// of the group in each lane. `g` is a constant at every call.
-fn mac_group(acc: ptr<function, Accumulators>, g: u32, wv: f32, xs: vec4<f32>) {
-    let lo = broadcast_lo(wv);
-    let hi = broadcast_hi(wv);
-    let v = 2u * g;
-    (*acc)[v] = fma(vec4<f32>(xs.x), lo, (*acc)[v]);
-    (*acc)[v + 1u] = fma(vec4<f32>(xs.x), hi, (*acc)[v + 1u]);
-    if (PIX > 1u) {
-        (*acc)[VEC + v] = fma(vec4<f32>(xs.y), lo, (*acc)[VEC + v]);
-        (*acc)[VEC + v + 1u] = fma(vec4<f32>(xs.y), hi, (*acc)[VEC + v + 1u]);
+// acc[r][4v..4v+3] += x_r * wv for every pixel r < PIX; `v` is a constant at every call.
+fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f32>) {
+    (*acc)[v] = fma(vec4<f32>(xs.x), wv, (*acc)[v]);
+    if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
+    if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
+    if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
+}
+
+// Input channel 0 of a group of 4: its 4*VEC weights are vec4s 0*VEC.. of the group's
+// weights, which lanes 0..7 loaded 8 vec4s at a time into `q` (lane indices must be literals).
+fn mac_step0(acc: ptr<function, Accumulators>, xs: vec4<f32>, q: ptr<function, WeightLoads>) {
+    if (VEC == 2u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 1u), xs);
     }
-    if (PIX > 2u) {
-        (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), lo, (*acc)[2u * VEC + v]);
-        (*acc)[2u * VEC + v + 1u] = fma(vec4<f32>(xs.z), hi, (*acc)[2u * VEC + v + 1u]);
+    if (VEC == 4u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[0], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[0], 3u), xs);
     }
-    if (PIX > 3u) {
-        (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), lo, (*acc)[3u * VEC + v]);
-        (*acc)[3u * VEC + v + 1u] = fma(vec4<f32>(xs.w), hi, (*acc)[3u * VEC + v + 1u]);
+    if (VEC == 6u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[0], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[0], 3u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[0], 4u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[0], 5u), xs);
+    }
+    if (VEC == 8u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[0], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[0], 3u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[0], 4u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[0], 5u), xs);
+        mac_vec4(acc, 6u, subgroupBroadcast((*q)[0], 6u), xs);
+        mac_vec4(acc, 7u, subgroupBroadcast((*q)[0], 7u), xs);
     }
 }
 
-// One input channel: the pixels' x values and the weights of 4*VEC channels from `wi`.
-fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32, lane: u32) {
-    mac_group(acc, 0u, w[wi + lane], xs);
-    if (GROUPS > 1u) { mac_group(acc, 1u, w[wi + 8u + lane], xs); }
-    if (GROUPS > 2u) { mac_group(acc, 2u, w[wi + 16u + lane], xs); }
-    if (GROUPS > 3u) { mac_group(acc, 3u, w[wi + 24u + lane], xs); }
+// Input channel 1 of a group of 4: its 4*VEC weights are vec4s 1*VEC.. of the group's
+// weights, which lanes 0..7 loaded 8 vec4s at a time into `q` (lane indices must be literals).
+fn mac_step1(acc: ptr<function, Accumulators>, xs: vec4<f32>, q: ptr<function, WeightLoads>) {
+    if (VEC == 2u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 2u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 3u), xs);
+    }
+    if (VEC == 4u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 4u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 5u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[0], 6u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[0], 7u), xs);
+    }
+    if (VEC == 6u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 6u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 7u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[1], 0u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[1], 1u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[1], 2u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[1], 3u), xs);
+    }
+    if (VEC == 8u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[1], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[1], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[1], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[1], 3u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[1], 4u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[1], 5u), xs);
+        mac_vec4(acc, 6u, subgroupBroadcast((*q)[1], 6u), xs);
+        mac_vec4(acc, 7u, subgroupBroadcast((*q)[1], 7u), xs);
+    }
+}
+
+// Input channel 2 of a group of 4: its 4*VEC weights are vec4s 2*VEC.. of the group's
+// weights, which lanes 0..7 loaded 8 vec4s at a time into `q` (lane indices must be literals).
+fn mac_step2(acc: ptr<function, Accumulators>, xs: vec4<f32>, q: ptr<function, WeightLoads>) {
+    if (VEC == 2u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 4u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 5u), xs);
+    }
+    if (VEC == 4u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[1], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[1], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[1], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[1], 3u), xs);
+    }
+    if (VEC == 6u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[1], 4u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[1], 5u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[1], 6u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[1], 7u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[2], 0u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[2], 1u), xs);
+    }
+    if (VEC == 8u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[2], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[2], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[2], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[2], 3u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[2], 4u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[2], 5u), xs);
+        mac_vec4(acc, 6u, subgroupBroadcast((*q)[2], 6u), xs);
+        mac_vec4(acc, 7u, subgroupBroadcast((*q)[2], 7u), xs);
+    }
+}
+
+// Input channel 3 of a group of 4: its 4*VEC weights are vec4s 3*VEC.. of the group's
+// weights, which lanes 0..7 loaded 8 vec4s at a time into `q` (lane indices must be literals).
+fn mac_step3(acc: ptr<function, Accumulators>, xs: vec4<f32>, q: ptr<function, WeightLoads>) {
+    if (VEC == 2u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[0], 6u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[0], 7u), xs);
+    }
+    if (VEC == 4u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[1], 4u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[1], 5u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[1], 6u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[1], 7u), xs);
+    }
+    if (VEC == 6u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[2], 2u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[2], 3u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[2], 4u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[2], 5u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[2], 6u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[2], 7u), xs);
+    }
+    if (VEC == 8u) {
+        mac_vec4(acc, 0u, subgroupBroadcast((*q)[3], 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast((*q)[3], 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast((*q)[3], 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast((*q)[3], 3u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast((*q)[3], 4u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast((*q)[3], 5u), xs);
+        mac_vec4(acc, 6u, subgroupBroadcast((*q)[3], 6u), xs);
+        mac_vec4(acc, 7u, subgroupBroadcast((*q)[3], 7u), xs);
+    }
 }
 
 // Writes channels 4v..4v+3 of one pixel (if it exists) with bias and activation.
@@ -158,22 +272,24 @@ fn load_pixels(o: vec4<u32>, inside: vec4<bool>, shift: u32, masked: bool) -> ve
 fn tap(acc: ptr<function, Accumulators>, o_start: vec4<u32>, inside: vec4<bool>, wi_start: u32,
        lane: u32, masked: bool) {
     let plane = p.in_h * p.in_w;
-    let cb = 4u * VEC;
     var o = o_start;
     var wi = wi_start;
     let unrolled = p.in_channels / 4u;
     for (var i = 0u; i < unrolled; i++) {
-        mac_channel(acc, load_pixels(o, inside, 0u, masked), wi, lane);
-        mac_channel(acc, load_pixels(o, inside, plane, masked), wi + cb, lane);
-        mac_channel(acc, load_pixels(o, inside, 2u * plane, masked), wi + 2u * cb, lane);
-        mac_channel(acc, load_pixels(o, inside, 3u * plane, masked), wi + 3u * cb, lane);
+        var q = load_weights(wi, lane);
+        mac_step0(acc, load_pixels(o, inside, 0u, masked), &q);
+        mac_step1(acc, load_pixels(o, inside, plane, masked), &q);
+        mac_step2(acc, load_pixels(o, inside, 2u * plane, masked), &q);
+        mac_step3(acc, load_pixels(o, inside, 3u * plane, masked), &q);
         o += vec4<u32>(4u * plane);
-        wi += 4u * cb;
+        wi += 4u * VEC;
     }
+    // The last C_in % 4 channels: one vec4 load per lane covers one channel's weights.
     for (var ci = unrolled * 4u; ci < p.in_channels; ci++) {
-        mac_channel(acc, load_pixels(o, inside, 0u, masked), wi, lane);
+        var q = WeightLoads(w[wi + lane], vec4<f32>(), vec4<f32>(), vec4<f32>());
+        mac_step0(acc, load_pixels(o, inside, 0u, masked), &q);
         o += vec4<u32>(plane);
-        wi += cb;
+        wi += VEC;
     }
 }
 
@@ -232,7 +348,7 @@ fn conv3x3_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
                 & (ix < vec4<i32>(in_w));
             let o = vec4<u32>(x_image) + vec4<u32>(clamp(iy, vec4<i32>(0), vec4<i32>(in_h - 1)))
                 * p.in_w + vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(in_w - 1)));
-            let wi = (block * 9u + u32(ky * 3 + kx)) * p.in_channels * 4u * VEC;
+            let wi = (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC;
             if (all_inside) {
                 tap(&acc, o, inside, wi, lane, false);
             } else {
