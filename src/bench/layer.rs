@@ -213,10 +213,24 @@ impl LayerResult {
     }
 }
 
-/// A layer ready to run under one configuration: its buffers and its dispatch.
+/// A layer ready to run under one configuration: its buffers, its dispatch and the label of the
+/// configuration it resolved to (`auto=conv3x3_subgroup:c16p2w8` for `Auto`).
 struct Prepared {
     launch: Launch,
     output: Tensor,
+    label: String,
+}
+
+fn resolved_label(requested: &ConvConfig, resolved: String) -> String {
+    let auto = match requested {
+        ConvConfig::Conv3x3(c) => c.variant == crate::ops::conv3x3::Conv3x3Variant::Auto,
+        ConvConfig::Conv1x1(c) => c.variant == crate::ops::conv1x1::Conv1x1Variant::Auto,
+    };
+    if auto {
+        format!("auto={resolved}")
+    } else {
+        resolved
+    }
 }
 
 /// Times every configuration of every layer in the same runs; see the module documentation.
@@ -249,13 +263,23 @@ pub fn bench_layers(
                     let conv = Conv3x3::with_config(ctx, &label, &weights, geometry, true, *c)?;
                     let output = Tensor::empty(ctx, &label, conv.out_shape(&input)?)?;
                     let launch = conv.prepare(ctx, &input, (&output).into())?;
-                    Prepared { launch, output }
+                    let label = resolved_label(config, conv.config().label());
+                    Prepared {
+                        launch,
+                        output,
+                        label,
+                    }
                 }
                 (LayerKind::Conv1x1, ConvConfig::Conv1x1(c)) => {
                     let conv = Conv1x1::with_config(ctx, &label, &weights, true, *c)?;
                     let output = Tensor::empty(ctx, &label, conv.out_shape(&input)?)?;
                     let launch = conv.prepare(ctx, &input, (&output).into())?;
-                    Prepared { launch, output }
+                    let label = resolved_label(config, conv.config().label());
+                    Prepared {
+                        launch,
+                        output,
+                        label,
+                    }
                 }
                 _ => {
                     return Err(Error::invalid(
@@ -277,19 +301,19 @@ pub fn bench_layers(
     let timings = time_segments(ctx, &segments, timing)?;
     let mut times = timings.segments.into_iter().map(|(_, stats)| stats);
     let mut results = Vec::new();
-    for ((layer, configs), runs) in layers.iter().zip(&prepared) {
+    for ((layer, _), runs) in layers.iter().zip(&prepared) {
         let nominal = layer.nominal_flops()?;
         let useful = layer.useful_flops()?;
         let bytes = layer.min_bytes()?;
         let first = runs[0].output.to_vec(ctx)?;
         let first_f64: Vec<f64> = first.iter().map(|&v| v as f64).collect();
-        for (config, run) in configs.iter().zip(runs) {
+        for run in runs {
             let time = times.next().expect("one timing per segment");
             let seconds = time.median_ms * 1e-3;
             let rel_diff_to_first = compare(&run.output.to_vec(ctx)?, &first_f64).rel_l2;
             results.push(LayerResult {
                 layer: layer.clone(),
-                config: config.label(),
+                config: run.label.clone(),
                 nominal_gflops: nominal / seconds * 1e-9,
                 useful_gflops: useful / seconds * 1e-9,
                 gbps: bytes / seconds * 1e-9,
@@ -305,7 +329,7 @@ pub fn bench_layers(
 /// FLOP/s over the ceiling) and the speed-up over the first configuration of each layer.
 pub fn print_table(results: &[LayerResult], ceiling_gflops: Option<f64>) {
     println!(
-        "{:<16} {:<22} {:<28} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>7} {:>7} {:>8}",
+        "{:<16} {:<22} {:<34} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6} {:>7} {:>7} {:>8}",
         "layer",
         "shape",
         "config",
@@ -330,7 +354,7 @@ pub fn print_table(results: &[LayerResult], ceiling_gflops: Option<f64>) {
             format!("{:.1}", 100.0 * r.useful_gflops / c)
         });
         println!(
-            "{:<16} {:<22} {:<28} {:>9.3} {:>9.3} {:>9.3} {:>8.1} {:>8.1} {:>6.2} {:>7} {:>6.2}x {:>8.1e}",
+            "{:<16} {:<22} {:<34} {:>9.3} {:>9.3} {:>9.3} {:>8.1} {:>8.1} {:>6.2} {:>7} {:>6.2}x {:>8.1e}",
             r.layer.name,
             r.layer.describe(),
             r.config,

@@ -83,7 +83,7 @@ impl Conv1x1Config {
     /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
     /// BENCHMARKS.md for the measurements).
     pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(2, 3, 8);
-    pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 2, 8);
+    pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(6, 2, 8);
     /// The subgroup tile for layers of at most 8 output channels.
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
@@ -93,9 +93,10 @@ impl Conv1x1Config {
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
     /// and GL, ASPP 512->256 and 1280->256 at 33x33): the subgroup kernel where the adapter has
-    /// subgroups (~2.9x the tiled one); without subgroups the tiled kernel, which the blocked
-    /// one does not beat on a GEMM when every weight is a per-lane load. Narrow layers take a
-    /// narrower block. An autotuner can refine this per shape.
+    /// subgroups (3.3-3.4x the tiled one; c24p2w8 5% ahead of c16p2w8); without subgroups the
+    /// tiled kernel, which the blocked one does not beat on a GEMM when every weight is a
+    /// per-lane load (0.94x). Narrow layers take a narrower block. An autotuner can refine
+    /// this per shape.
     pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
             let tile = if out_channels <= 8 {
@@ -148,7 +149,16 @@ impl Conv1x1Config {
             }
         }
         if ctx.has_subgroups() {
-            for (vec4s, pixels) in [(2, 1), (2, 2), (2, 3), (2, 4), (4, 1), (4, 2), (6, 1)] {
+            for (vec4s, pixels) in [
+                (2, 2),
+                (2, 4),
+                (4, 1),
+                (4, 2),
+                (4, 3),
+                (6, 1),
+                (6, 2),
+                (8, 1),
+            ] {
                 for workgroup in [8, 16] {
                     all.push(Conv1x1Config::new(
                         Conv1x1Variant::Subgroup,

@@ -97,8 +97,11 @@ impl Conv3x3Config {
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
     /// and GL, ASPP 512->256 at 33x33): the subgroup kernel where the adapter has subgroups
-    /// (3.1-3.7x the tiled one), the blocked one otherwise (1.5x). One tile wins on all the
-    /// ASPP rates; narrow layers take a narrower block. An autotuner can refine this per shape.
+    /// (3.7-3.9x the tiled one), the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at
+    /// 18 on GL). c16p2w8 is best or within 3%
+    /// at rates 6 and 12; at rate 18 c32p1w8 is 8% faster (runs of 8 pixels prune taps more
+    /// finely), but the tile is fixed before the map size is known (the weights are packed for
+    /// it), so that is left to an autotuner. Narrow layers take a narrower block.
     pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
             let tile = if out_channels <= 8 {
@@ -151,7 +154,16 @@ impl Conv3x3Config {
             }
         }
         if ctx.has_subgroups() {
-            for (vec4s, pixels) in [(2, 1), (2, 2), (2, 3), (2, 4), (4, 1), (4, 2), (6, 1)] {
+            for (vec4s, pixels) in [
+                (2, 2),
+                (2, 4),
+                (4, 1),
+                (4, 2),
+                (4, 3),
+                (6, 1),
+                (6, 2),
+                (8, 1),
+            ] {
                 for workgroup in [8, 16] {
                     all.push(Conv3x3Config::new(
                         Conv3x3Variant::Subgroup,
