@@ -263,7 +263,7 @@ pub fn bench_layers(
                     let conv = Conv3x3::with_config(ctx, &label, &weights, geometry, true, *c)?;
                     let output = Tensor::empty(ctx, &label, conv.out_shape(&input)?)?;
                     let launch = conv.prepare(ctx, &input, (&output).into())?;
-                    let label = resolved_label(config, conv.config().label());
+                    let label = resolved_label(config, conv.config_for(ctx, shape)?.label());
                     Prepared {
                         launch,
                         output,
@@ -274,7 +274,7 @@ pub fn bench_layers(
                     let conv = Conv1x1::with_config(ctx, &label, &weights, true, *c)?;
                     let output = Tensor::empty(ctx, &label, conv.out_shape(&input)?)?;
                     let launch = conv.prepare(ctx, &input, (&output).into())?;
-                    let label = resolved_label(config, conv.config().label());
+                    let label = resolved_label(config, conv.config_for(ctx, shape)?.label());
                     Prepared {
                         launch,
                         output,
