@@ -567,6 +567,9 @@ pub fn cases(large: bool) -> Vec<Case> {
             ([2, 2, 5, 7], [13, 11]),
             ([1, 2, 33, 33], [9, 9]),
             ([1, 2, 5, 5], [1, 1]),
+            // N = 2 with more rows than one workgroup, and a 1x1 source.
+            ([2, 4, 3, 5], [40, 33]),
+            ([1, 3, 1, 1], [100, 9]),
         ] {
             cases.push(Case::Interpolate {
                 input,
@@ -585,6 +588,12 @@ pub fn cases(large: bool) -> Vec<Case> {
         channels: vec![4, 7, 1],
         hw: [9, 9],
     });
+    // H * W % 4 == 0: the vec4 kernel, N = 2 and channel offsets 0, 3 and 8.
+    cases.push(Case::Concat {
+        n: 2,
+        channels: vec![3, 5, 2],
+        hw: [4, 6],
+    });
     if large {
         // More than 65535 workgroups of 64 invocations: the grid is split over two dimensions.
         cases.push(Case::Conv1x1 {
@@ -598,6 +607,23 @@ pub fn cases(large: bool) -> Vec<Case> {
             input: [1, 2, 300, 300],
             output: [1500, 1500],
             align_corners: false,
+        });
+        // One output row per invocation, 4.2 M rows: 65625 workgroups.
+        cases.push(Case::Interpolate {
+            input: [1, 1, 3, 2],
+            output: [4_200_000, 1],
+            align_corners: true,
+        });
+        // Concat with split grids: scalar (H * W odd, 78k workgroups) and vec4 (66.4k).
+        cases.push(Case::Concat {
+            n: 1,
+            channels: vec![5, 1],
+            hw: [1001, 1001],
+        });
+        cases.push(Case::Concat {
+            n: 1,
+            channels: vec![17, 1],
+            hw: [1000, 1000],
         });
     }
     cases

@@ -169,3 +169,167 @@ fn check_suite_passes_including_split_dispatch_grids() {
         .count();
     assert_eq!(large, 2, "the check suite lost its split-grid cases");
 }
+
+/// Uploads uniform random values in [-1, 1) as a device tensor and its f64 host copy.
+fn random_tensor(
+    rng: &mut Rng,
+    name: &str,
+    shape: [usize; 4],
+) -> (atrous::Tensor, atrous::reference::HostTensor) {
+    let data: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| rng.uniform(-1.0, 1.0))
+        .collect();
+    let tensor = atrous::Tensor::from_slice(common::ctx(), name, shape, &data).unwrap();
+    (
+        tensor,
+        atrous::reference::HostTensor::from_f32(shape, &data),
+    )
+}
+
+/// Runs `launch` into a (N, C_total, H, W) buffer prefilled with a sentinel and returns the
+/// buffer, asserting that every channel outside [offset, offset + C) kept the sentinel.
+fn write_into_slice(
+    out_shape: [usize; 4],
+    offset: usize,
+    channels: usize,
+    launch: impl Fn(atrous::OutputSlice) -> atrous::pipeline::Launch,
+) -> Vec<f32> {
+    const SENTINEL: f32 = 1234.5;
+    let ctx = common::ctx();
+    let len = out_shape.iter().product::<usize>();
+    let out = atrous::Tensor::from_slice(ctx, "out", out_shape, &vec![SENTINEL; len]).unwrap();
+    let launch = launch(atrous::OutputSlice::channels(&out, offset));
+    atrous::pipeline::Launch::run_all(ctx, &[&launch]).unwrap();
+    let values = out.to_vec(ctx).unwrap();
+    let [n, c_total, h, w] = out_shape;
+    for b in 0..n {
+        for c in (0..c_total).filter(|c| !(offset..offset + channels).contains(c)) {
+            let plane = &values[(b * c_total + c) * h * w..][..h * w];
+            assert!(
+                plane.iter().all(|&v| v == SENTINEL),
+                "channel {c} of sample {b} outside the slice {offset}..{} was written",
+                offset + channels
+            );
+        }
+    }
+    values
+}
+
+/// The slice [offset, offset + C) of every sample of a (N, C_total, H, W) buffer.
+fn slice_channels(
+    values: &[f32],
+    out_shape: [usize; 4],
+    offset: usize,
+    channels: usize,
+) -> Vec<f32> {
+    let [n, c_total, h, w] = out_shape;
+    (0..n)
+        .flat_map(|b| values[(b * c_total + offset) * h * w..][..channels * h * w].to_vec())
+        .collect()
+}
+
+/// Both concat kernels (scalar, and vec4 when H * W % 4 == 0) copy exactly into channel slices
+/// at any offset, N = 1 and 2, and leave the other channels alone.
+#[test]
+fn concat_variants_copy_exactly_into_channel_slices() {
+    use atrous::ops::concat::{prepare_variant, ConcatVariant};
+    for seed in 0..SEEDS {
+        let mut rng = Rng::new(700 + seed);
+        let mut shape = random_input(&mut rng, 13, 6);
+        if seed % 2 == 0 {
+            // Make H * W a multiple of 4 on half the seeds so the vec4 kernel applies.
+            shape[3] = 4 * (1 + rng.below(4));
+        }
+        let (x, hx) = random_tensor(&mut rng, "x", shape);
+        let offset = rng.below(5);
+        let out_shape = [
+            shape[0],
+            offset + shape[1] + rng.below(3),
+            shape[2],
+            shape[3],
+        ];
+        let mut variants = vec![ConcatVariant::Scalar];
+        if shape[2] * shape[3] % 4 == 0 {
+            variants.push(ConcatVariant::Vec4);
+        }
+        assert_eq!(ConcatVariant::for_shape(shape), *variants.last().unwrap());
+        for variant in variants {
+            let values = write_into_slice(out_shape, offset, shape[1], |slice| {
+                prepare_variant(common::ctx(), &x, slice, variant).unwrap()
+            });
+            let copied = slice_channels(&values, out_shape, offset, shape[1]);
+            let expected: Vec<f32> = hx.data.iter().map(|&v| v as f32).collect();
+            assert_eq!(
+                copied, expected,
+                "seed {seed}: {variant:?} {shape:?} at channel {offset}"
+            );
+        }
+    }
+}
+
+/// Both interpolation kernels (one element, one row per invocation) give bit-identical results,
+/// match the float64 reference, and write only their channel slice: N = 1 and 2, 1x1 sources,
+/// outputs narrower than 8, align_corners both ways.
+#[test]
+fn interpolate_variants_agree_bit_for_bit_in_channel_slices() {
+    use atrous::ops::interpolate::{prepare_variant, InterpolateVariant};
+    for seed in 0..SEEDS {
+        let mut rng = Rng::new(800 + seed);
+        let mut shape = random_input(&mut rng, 9, 5);
+        if seed % 4 == 0 {
+            shape[2] = 1;
+            shape[3] = 1;
+        }
+        let (x, hx) = random_tensor(&mut rng, "x", shape);
+        let size = [1 + rng.below(40), 1 + rng.below(40)];
+        let align_corners = rng.below(2) == 0;
+        let offset = rng.below(4);
+        let out_shape = [shape[0], offset + shape[1] + rng.below(3), size[0], size[1]];
+        let slice_shape = [shape[0], shape[1], size[0], size[1]];
+        let run = |variant| {
+            let values = write_into_slice(out_shape, offset, shape[1], |slice| {
+                prepare_variant(common::ctx(), &x, slice, align_corners, variant).unwrap()
+            });
+            slice_channels(&values, out_shape, offset, shape[1])
+        };
+        let element = run(InterpolateVariant::Element);
+        let rows = run(InterpolateVariant::Rows);
+        let case = format!("seed {seed}: {shape:?} -> {size:?} align_corners={align_corners}");
+        assert!(
+            element
+                .iter()
+                .zip(&rows)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{case}: the row kernel differs from the element kernel"
+        );
+        let expected = atrous::reference::interpolate(&hx, size, align_corners);
+        common::assert_close(&case, slice_shape, &rows, &expected.data, REL_L2_TOLERANCE);
+    }
+}
+
+/// The element kernel (not the launcher's choice) over more than 65535 workgroups: the split
+/// grid still covers every output exactly once.
+#[test]
+fn interpolate_element_kernel_with_a_split_grid() {
+    use atrous::ops::interpolate::{interpolate_with, InterpolateVariant};
+    let mut rng = Rng::new(900);
+    let shape = [1, 2, 300, 3];
+    let size = [600_000, 7]; // 8.4 M outputs: 131250 workgroups
+    let (x, hx) = random_tensor(&mut rng, "x", shape);
+    let y = interpolate_with(
+        common::ctx(),
+        &x,
+        size,
+        true,
+        Some(InterpolateVariant::Element),
+    )
+    .unwrap();
+    let expected = atrous::reference::interpolate(&hx, size, true);
+    common::assert_close(
+        "split element interpolate",
+        [1, 2, size[0], size[1]],
+        &y.to_vec(common::ctx()).unwrap(),
+        &expected.data,
+        REL_L2_TOLERANCE,
+    );
+}

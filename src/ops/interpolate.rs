@@ -30,17 +30,66 @@ struct InterpolateParams {
     _pad: u32,
 }
 
-/// Builds the dispatch resizing `input` to the H, W of `output` (a tensor or channel slice).
+/// The kernel variants of `shaders/interpolate.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterpolateVariant {
+    /// One output element per invocation.
+    Element,
+    /// One output row per invocation.
+    Rows,
+}
+
+impl InterpolateVariant {
+    /// The variant the launcher uses: rows for every shape. Graphs cache their plans per input
+    /// shape on the promise that a new shape compiles no pipeline (src/graph, tested), so the
+    /// choice may not depend on the shape; the row kernel is never slower than the element kernel
+    /// on the CPU drivers this engine targets (one output element per row costs two divisions
+    /// instead of four). The element kernel stays for GPUs, where neighbouring lanes writing
+    /// neighbouring elements coalesce, and is tested beside it.
+    pub fn for_shape(_output: [usize; 4]) -> InterpolateVariant {
+        InterpolateVariant::Rows
+    }
+
+    fn entry(self) -> &'static str {
+        match self {
+            InterpolateVariant::Element => "interpolate",
+            InterpolateVariant::Rows => "interpolate_rows",
+        }
+    }
+}
+
+/// Builds the dispatch resizing `input` to the H, W of `output` (a tensor or channel slice),
+/// with the variant [`InterpolateVariant::for_shape`] picks.
 pub fn prepare(
     ctx: &Context,
     input: &Tensor,
     output: OutputSlice,
     align_corners: bool,
 ) -> Result<Launch> {
+    let [n, c, _, _] = input.shape();
+    let [_, _, out_h, out_w] = output.tensor.shape();
+    let variant = InterpolateVariant::for_shape([n, c, out_h, out_w]);
+    prepare_variant(ctx, input, output, align_corners, variant)
+}
+
+/// Builds the dispatch with a given variant (tests cover each one).
+pub fn prepare_variant(
+    ctx: &Context,
+    input: &Tensor,
+    output: OutputSlice,
+    align_corners: bool,
+    variant: InterpolateVariant,
+) -> Result<Launch> {
     let [n, c, in_h, in_w] = input.shape();
     let [_, _, out_h, out_w] = output.tensor.shape();
     output.check_fits("interpolate", [n, c, out_h, out_w])?;
     let total = n * c * out_h * out_w;
+    // Output indices are formed in u32.
+    to_u32("output elements", output.tensor.len())?;
+    let invocations = match variant {
+        InterpolateVariant::Element => total,
+        InterpolateVariant::Rows => n * c * out_h,
+    };
     let params = InterpolateParams {
         channels: to_u32("channels", c)?,
         in_h: to_u32("H", in_h)?,
@@ -52,18 +101,18 @@ pub fn prepare(
         align_corners: align_corners as u32,
         scale_h: bilinear_scale(in_h, out_h, align_corners),
         scale_w: bilinear_scale(in_w, out_w, align_corners),
-        total: to_u32("elements", total)?,
+        total: to_u32("invocations", invocations)?,
         _pad: 0,
     };
     Ok(Launch::new(
         ctx,
         format!("interpolate to {out_h}x{out_w} (align_corners={align_corners})"),
         &SHADER,
-        "interpolate",
+        variant.entry(),
         &WORKGROUP_CONSTANT,
         &params,
         &[input.buffer(), output.tensor.buffer()],
-        workgroups(total),
+        workgroups(invocations),
     )?
     .with_cost(Cost {
         // Three linear blends (a multiply and an add each) per output element.
@@ -86,6 +135,17 @@ pub fn interpolate(
     size: [usize; 2],
     align_corners: bool,
 ) -> Result<Tensor> {
+    interpolate_with(ctx, input, size, align_corners, None)
+}
+
+/// [`interpolate`] with a forced kernel variant (`None`: the launcher's choice).
+pub fn interpolate_with(
+    ctx: &Context,
+    input: &Tensor,
+    size: [usize; 2],
+    align_corners: bool,
+    variant: Option<InterpolateVariant>,
+) -> Result<Tensor> {
     if size.contains(&0) {
         return Err(Error::invalid(
             "interpolate size",
@@ -94,9 +154,10 @@ pub fn interpolate(
     }
     let [n, c, _, _] = input.shape();
     let output = Tensor::empty(ctx, "interpolate output", [n, c, size[0], size[1]])?;
-    Launch::run_all(
-        ctx,
-        &[&prepare(ctx, input, (&output).into(), align_corners)?],
-    )?;
+    let launch = match variant {
+        Some(variant) => prepare_variant(ctx, input, (&output).into(), align_corners, variant)?,
+        None => prepare(ctx, input, (&output).into(), align_corners)?,
+    };
+    Launch::run_all(ctx, &[&launch])?;
     Ok(output)
 }
