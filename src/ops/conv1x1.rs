@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::ops::kernel_config::{ConvVariant, KernelConfig};
 use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::tensor::{OutputSlice, Tensor};
@@ -71,13 +72,8 @@ impl Conv1x1Variant {
     }
 }
 
-/// A variant with its launch parameters: what an autotuner enumerates and a benchmark names.
-/// `tile` matters only to the `Blocked` and `Subgroup` variants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Conv1x1Config {
-    pub variant: Conv1x1Variant,
-    pub tile: RegisterTile,
-}
+/// This op's variants with their launch parameters (shared code: [`KernelConfig`]).
+pub type Conv1x1Config = KernelConfig<Conv1x1Variant>;
 
 impl Conv1x1Config {
     /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
@@ -86,10 +82,6 @@ impl Conv1x1Config {
     pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(6, 2, 8);
     /// The subgroup tile for layers of at most 8 output channels.
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
-
-    pub fn new(variant: Conv1x1Variant, tile: RegisterTile) -> Self {
-        Conv1x1Config { variant, tile }
-    }
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
     /// and GL, ASPP 512->256 and 1280->256 at 33x33): the subgroup kernel where the adapter has
@@ -107,33 +99,6 @@ impl Conv1x1Config {
             Conv1x1Config::new(Conv1x1Variant::Subgroup, tile)
         } else {
             Conv1x1Variant::Tiled.into()
-        }
-    }
-
-    /// Resolves `Auto` and checks that `ctx` can run the variant with this tile.
-    pub fn resolve(self, ctx: &Context, in_channels: usize, out_channels: usize) -> Result<Self> {
-        match self.variant {
-            Conv1x1Variant::Auto => Ok(Self::select(ctx, in_channels, out_channels)),
-            Conv1x1Variant::Blocked => {
-                self.tile
-                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 4)?;
-                Ok(self)
-            }
-            Conv1x1Variant::Subgroup => {
-                if !ctx.has_subgroups() {
-                    return Err(Error::invalid(
-                        self.variant.name(),
-                        format!(
-                            "needs subgroup operations with subgroups of at least 8 invocations; \
-                             adapter '{}' has none (use conv1x1_blocked)",
-                            ctx.adapter().name
-                        ),
-                    ));
-                }
-                self.tile.validate(self.variant.name(), &[2, 4, 6, 8], 4)?;
-                Ok(self)
-            }
-            Conv1x1Variant::Direct | Conv1x1Variant::Tiled => Ok(self),
         }
     }
 
@@ -169,79 +134,29 @@ impl Conv1x1Config {
         }
         all
     }
+}
 
-    /// `conv1x1_blocked:c16p1w8`, or the entry point alone for the untiled variants.
-    pub fn label(&self) -> String {
-        match self.variant {
-            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
-                format!("{}:{}", self.variant.name(), self.tile.label())
-            }
-            _ => self.variant.name().to_string(),
+impl ConvVariant for Conv1x1Variant {
+    const OP: &'static str = "conv1x1";
+    const DIRECT: Self = Conv1x1Variant::Direct;
+    const TILED: Self = Conv1x1Variant::Tiled;
+    const BLOCKED: Self = Conv1x1Variant::Blocked;
+    const SUBGROUP: Self = Conv1x1Variant::Subgroup;
+    const AUTO: Self = Conv1x1Variant::Auto;
+
+    fn entry_point(self) -> &'static str {
+        self.name()
+    }
+
+    fn default_tile(self) -> RegisterTile {
+        match self {
+            Conv1x1Variant::Subgroup => Conv1x1Config::SUBGROUP_TILE,
+            _ => Conv1x1Config::BLOCKED_TILE,
         }
     }
 
-    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `auto`, optionally with a tile as in
-    /// `blocked:c16p1w8` (a `conv1x1_` prefix is accepted).
-    pub fn parse(text: &str) -> Result<Self> {
-        let text = text.strip_prefix("conv1x1_").unwrap_or(text);
-        let (variant, tile) = match text.split_once(':') {
-            Some((variant, tile)) => (variant, Some(RegisterTile::parse(tile)?)),
-            None => (text, None),
-        };
-        let variant = match variant {
-            "direct" => Conv1x1Variant::Direct,
-            "tiled" => Conv1x1Variant::Tiled,
-            "blocked" => Conv1x1Variant::Blocked,
-            "subgroup" => Conv1x1Variant::Subgroup,
-            "auto" => Conv1x1Variant::Auto,
-            _ => {
-                return Err(Error::invalid(
-                    "conv1x1 variant",
-                    format!(
-                        "expected direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8] or auto, \
-                         found '{text}'"
-                    ),
-                ))
-            }
-        };
-        let mut config = Conv1x1Config::from(variant);
-        if let Some(tile) = tile {
-            config.tile = tile;
-        }
-        Ok(config)
-    }
-}
-
-impl From<Conv1x1Variant> for Conv1x1Config {
-    /// The variant with its default tile.
-    fn from(variant: Conv1x1Variant) -> Self {
-        let tile = match variant {
-            Conv1x1Variant::Subgroup => Self::SUBGROUP_TILE,
-            _ => Self::BLOCKED_TILE,
-        };
-        Conv1x1Config { variant, tile }
-    }
-}
-
-/// The label, e.g. `conv1x1_blocked:c16p1w8`; [`std::str::FromStr`] reads it back (the tuner's
-/// cache stores configurations so).
-impl std::fmt::Display for Conv1x1Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.label())
-    }
-}
-
-impl std::str::FromStr for Conv1x1Config {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        Self::parse(text)
-    }
-}
-
-impl Default for Conv1x1Config {
-    fn default() -> Self {
-        Conv1x1Variant::default().into()
+    fn select(ctx: &Context, in_channels: usize, out_channels: usize) -> Conv1x1Config {
+        Conv1x1Config::select(ctx, in_channels, out_channels)
     }
 }
 

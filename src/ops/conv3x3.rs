@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::ops::kernel_config::{ConvVariant, KernelConfig};
 use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::shape::ConvGeometry;
@@ -74,13 +75,8 @@ impl Conv3x3Variant {
     }
 }
 
-/// A variant with its launch parameters: what an autotuner enumerates and a benchmark names.
-/// `tile` matters only to the `Blocked` and `Subgroup` variants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Conv3x3Config {
-    pub variant: Conv3x3Variant,
-    pub tile: RegisterTile,
-}
+/// This op's variants with their launch parameters (shared code: [`KernelConfig`]).
+pub type Conv3x3Config = KernelConfig<Conv3x3Variant>;
 
 impl Conv3x3Config {
     /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
@@ -91,17 +87,12 @@ impl Conv3x3Config {
     /// half the accumulators idle.
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
-    pub fn new(variant: Conv3x3Variant, tile: RegisterTile) -> Self {
-        Conv3x3Config { variant, tile }
-    }
-
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
     /// and GL, ASPP 512->256 at 33x33): the subgroup kernel where the adapter has subgroups
     /// (3.7-3.9x the tiled one), the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at
-    /// 18 on GL). c16p2w8 is best or within 3%
-    /// at rates 6 and 12; at rate 18 c32p1w8 is 8% faster (runs of 8 pixels prune taps more
-    /// finely), but the tile is fixed before the map size is known (the weights are packed for
-    /// it), so that is left to an autotuner. Narrow layers take a narrower block.
+    /// 18 on GL). c16p2w8 is best or within 3% at rates 6 and 12; at rate 18 c32p1w8 is 8%
+    /// faster (runs of 8 pixels prune taps more finely): a per-shape choice, which `atrous tune`
+    /// records. Narrow layers take a narrower block.
     pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
             let tile = if out_channels <= 8 {
@@ -112,33 +103,6 @@ impl Conv3x3Config {
             Conv3x3Config::new(Conv3x3Variant::Subgroup, tile)
         } else {
             Conv3x3Config::new(Conv3x3Variant::Blocked, Self::BLOCKED_TILE)
-        }
-    }
-
-    /// Resolves `Auto` and checks that `ctx` can run the variant with this tile.
-    pub fn resolve(self, ctx: &Context, in_channels: usize, out_channels: usize) -> Result<Self> {
-        match self.variant {
-            Conv3x3Variant::Auto => Ok(Self::select(ctx, in_channels, out_channels)),
-            Conv3x3Variant::Blocked => {
-                self.tile
-                    .validate(self.variant.name(), &[1, 2, 3, 4, 5, 6, 7, 8], 4)?;
-                Ok(self)
-            }
-            Conv3x3Variant::Subgroup => {
-                if !ctx.has_subgroups() {
-                    return Err(Error::invalid(
-                        self.variant.name(),
-                        format!(
-                            "needs subgroup operations with subgroups of at least 8 invocations; \
-                             adapter '{}' has none (use conv3x3_blocked)",
-                            ctx.adapter().name
-                        ),
-                    ));
-                }
-                self.tile.validate(self.variant.name(), &[2, 4, 6, 8], 4)?;
-                Ok(self)
-            }
-            Conv3x3Variant::Direct | Conv3x3Variant::Tiled => Ok(self),
         }
     }
 
@@ -174,79 +138,29 @@ impl Conv3x3Config {
         }
         all
     }
+}
 
-    /// `conv3x3_blocked:c16p1w8`, or the entry point alone for the untiled variants.
-    pub fn label(&self) -> String {
-        match self.variant {
-            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
-                format!("{}:{}", self.variant.name(), self.tile.label())
-            }
-            _ => self.variant.name().to_string(),
+impl ConvVariant for Conv3x3Variant {
+    const OP: &'static str = "conv3x3";
+    const DIRECT: Self = Conv3x3Variant::Direct;
+    const TILED: Self = Conv3x3Variant::Tiled;
+    const BLOCKED: Self = Conv3x3Variant::Blocked;
+    const SUBGROUP: Self = Conv3x3Variant::Subgroup;
+    const AUTO: Self = Conv3x3Variant::Auto;
+
+    fn entry_point(self) -> &'static str {
+        self.name()
+    }
+
+    fn default_tile(self) -> RegisterTile {
+        match self {
+            Conv3x3Variant::Subgroup => Conv3x3Config::SUBGROUP_TILE,
+            _ => Conv3x3Config::BLOCKED_TILE,
         }
     }
 
-    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `auto`, optionally with a tile as in
-    /// `blocked:c16p1w8` (a `conv3x3_` prefix is accepted).
-    pub fn parse(text: &str) -> Result<Self> {
-        let text = text.strip_prefix("conv3x3_").unwrap_or(text);
-        let (variant, tile) = match text.split_once(':') {
-            Some((variant, tile)) => (variant, Some(RegisterTile::parse(tile)?)),
-            None => (text, None),
-        };
-        let variant = match variant {
-            "direct" => Conv3x3Variant::Direct,
-            "tiled" => Conv3x3Variant::Tiled,
-            "blocked" => Conv3x3Variant::Blocked,
-            "subgroup" => Conv3x3Variant::Subgroup,
-            "auto" => Conv3x3Variant::Auto,
-            _ => {
-                return Err(Error::invalid(
-                    "conv3x3 variant",
-                    format!(
-                        "expected direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8] or auto, \
-                         found '{text}'"
-                    ),
-                ))
-            }
-        };
-        let mut config = Conv3x3Config::from(variant);
-        if let Some(tile) = tile {
-            config.tile = tile;
-        }
-        Ok(config)
-    }
-}
-
-impl From<Conv3x3Variant> for Conv3x3Config {
-    /// The variant with its default tile.
-    fn from(variant: Conv3x3Variant) -> Self {
-        let tile = match variant {
-            Conv3x3Variant::Subgroup => Self::SUBGROUP_TILE,
-            _ => Self::BLOCKED_TILE,
-        };
-        Conv3x3Config { variant, tile }
-    }
-}
-
-/// The label, e.g. `conv3x3_blocked:c16p1w8`; [`std::str::FromStr`] reads it back (the tuner's
-/// cache stores configurations so).
-impl std::fmt::Display for Conv3x3Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.label())
-    }
-}
-
-impl std::str::FromStr for Conv3x3Config {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        Self::parse(text)
-    }
-}
-
-impl Default for Conv3x3Config {
-    fn default() -> Self {
-        Conv3x3Variant::default().into()
+    fn select(ctx: &Context, in_channels: usize, out_channels: usize) -> Conv3x3Config {
+        Conv3x3Config::select(ctx, in_channels, out_channels)
     }
 }
 

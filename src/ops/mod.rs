@@ -9,6 +9,7 @@ pub mod concat;
 pub mod conv1x1;
 pub mod conv3x3;
 pub mod interpolate;
+pub mod kernel_config;
 
 pub use adaptive_avg_pool2d::adaptive_avg_pool2d;
 pub use batchnorm::{BatchNorm, BatchNorm2d};
