@@ -57,6 +57,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// The input again, channel-packed (N, ceil(C_in / 4), H, W) of vec4, for conv3x3_packed.
+@group(0) @binding(5) var<storage, read> x4: array<vec4<f32>>;
 
 override WORKGROUP: u32 = 8u;
 
@@ -268,6 +270,42 @@ fn load_pixels(o: vec4<u32>, inside: vec4<bool>, shift: u32, masked: bool) -> ve
     return xs;
 }
 
+// Packed input: x4 at `offset`, or 0 where the tap is in the padding.
+fn load_x4(offset: u32, inside: bool, masked: bool) -> vec4<f32> {
+    let v = x4[offset];
+    if (masked) {
+        return select(vec4<f32>(0.0), v, inside);
+    }
+    return v;
+}
+
+// As `tap` on the channel-packed input: one vec4 load per pixel covers 4 input channels.
+// `o_start` holds the pixels' offsets in vec4s for channel group 0.
+fn tap_packed(acc: ptr<function, Accumulators>, o_start: vec4<u32>, inside: vec4<bool>,
+              wi_start: u32, lane: u32, masked: bool) {
+    let plane = p.in_h * p.in_w;
+    var o = o_start;
+    var wi = wi_start;
+    let groups = (p.in_channels + 3u) / 4u;
+    for (var i = 0u; i < groups; i++) {
+        // Zero-padded past C_in in both x4 and the weights.
+        var q = load_weights(wi, lane);
+        let x0 = load_x4(o.x, inside.x, masked);
+        var x1 = vec4<f32>();
+        var x2 = vec4<f32>();
+        var x3 = vec4<f32>();
+        if (PIX > 1u) { x1 = load_x4(o.y, inside.y, masked); }
+        if (PIX > 2u) { x2 = load_x4(o.z, inside.z, masked); }
+        if (PIX > 3u) { x3 = load_x4(o.w, inside.w, masked); }
+        mac_step0(acc, vec4<f32>(x0.x, x1.x, x2.x, x3.x), &q);
+        mac_step1(acc, vec4<f32>(x0.y, x1.y, x2.y, x3.y), &q);
+        mac_step2(acc, vec4<f32>(x0.z, x1.z, x2.z, x3.z), &q);
+        mac_step3(acc, vec4<f32>(x0.w, x1.w, x2.w, x3.w), &q);
+        o += vec4<u32>(plane);
+        wi += 4u * VEC;
+    }
+}
+
 // All input channels of one tap: x offsets `o` of channel 0 per pixel, weights from `wi`.
 fn tap(acc: ptr<function, Accumulators>, o_start: vec4<u32>, inside: vec4<bool>, wi_start: u32,
        lane: u32, masked: bool) {
@@ -298,6 +336,20 @@ fn conv3x3_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32,
                     @builtin(subgroup_invocation_id) sg_lane: u32) {
+    conv(wid, nwg, lid, sg_lane, false);
+}
+
+// The same kernel on the channel-packed input x4.
+@compute @workgroup_size(WORKGROUP)
+fn conv3x3_packed(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32,
+                  @builtin(subgroup_invocation_id) sg_lane: u32) {
+    conv(wid, nwg, lid, sg_lane, true);
+}
+
+// `packed` is a literal at both calls: the other input path folds away.
+fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
     let group = wid.x + wid.y * nwg.x;
     if (group >= p.total) { return; }
     let lane = sg_lane % 8u;
@@ -329,7 +381,11 @@ fn conv3x3_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
 
     let in_h = i32(p.in_h);
     let in_w = i32(p.in_w);
-    let x_image = n * p.in_channels * p.in_h * p.in_w;
+    // Offset of image n, channel (group) 0: in floats, or in vec4s when packed.
+    var x_image = n * p.in_channels * p.in_h * p.in_w;
+    if (packed) {
+        x_image = n * ((p.in_channels + 3u) / 4u) * p.in_h * p.in_w;
+    }
     let dil = i32(p.dilation);
     var acc: Accumulators;
 
@@ -348,8 +404,19 @@ fn conv3x3_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
                 & (ix < vec4<i32>(in_w));
             let o = vec4<u32>(x_image) + vec4<u32>(clamp(iy, vec4<i32>(0), vec4<i32>(in_h - 1)))
                 * p.in_w + vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(in_w - 1)));
-            let wi = (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC;
-            if (all_inside) {
+            // Packed weights run over C_in rounded up to 4 (zeros past C_in).
+            var cin = p.in_channels;
+            if (packed) {
+                cin = (cin + 3u) / 4u * 4u;
+            }
+            let wi = (block * 9u + u32(ky * 3 + kx)) * cin * VEC;
+            if (packed) {
+                if (all_inside) {
+                    tap_packed(&acc, o, inside, wi, lane, false);
+                } else {
+                    tap_packed(&acc, o, inside, wi, lane, true);
+                }
+            } else if (all_inside) {
                 tap(&acc, o, inside, wi, lane, false);
             } else {
                 tap(&acc, o, inside, wi, lane, true);

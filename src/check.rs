@@ -254,9 +254,9 @@ impl Case {
     /// Why `ctx` cannot run this case, if it cannot.
     pub fn unsupported(&self, ctx: &Context) -> Option<String> {
         let needs_subgroups = match self {
-            Case::Conv3x3 { variant, .. } => *variant == Conv3x3Variant::Subgroup,
+            Case::Conv3x3 { variant, .. } => variant.needs_subgroups(),
             Case::Conv1x1 { variant, .. } => *variant == Conv1x1Variant::Subgroup,
-            Case::Conv3x3Config { config, .. } => config.variant == Conv3x3Variant::Subgroup,
+            Case::Conv3x3Config { config, .. } => config.variant.needs_subgroups(),
             Case::Conv1x1Config { config, .. } => config.variant == Conv1x1Variant::Subgroup,
             _ => false,
         };
@@ -508,6 +508,7 @@ pub fn cases(large: bool) -> Vec<Case> {
         (V3::Blocked, V1::Blocked, RegisterTile::new(2, 4, 16)),
         (V3::Subgroup, V1::Subgroup, RegisterTile::new(2, 3, 16)),
         (V3::Subgroup, V1::Subgroup, RegisterTile::new(4, 1, 8)),
+        (V3::Packed, V1::Subgroup, RegisterTile::new(2, 4, 16)),
     ];
     for (i, &(variant3, variant1, tile)) in tiles.iter().enumerate() {
         for (input, out_channels, dilation) in [([2, 10, 13, 11], 13, 3), ([1, 10, 9, 17], 7, 20)] {

@@ -215,11 +215,18 @@ pub(crate) fn shape_text(shape: [usize; 4]) -> String {
     format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3])
 }
 
-/// One prepared kernel dispatch: everything needed to record it again, built once.
+/// One prepared kernel dispatch (or a short sequence of them, see [`Launch::after`]):
+/// everything needed to record it again, built once.
 pub struct Launch {
     pub label: String,
     /// What the dispatch computes and moves (for the benchmarks).
     pub cost: Cost,
+    steps: Vec<Dispatch>,
+    /// Buffers private to the launch (e.g. an intermediate between its dispatches).
+    owned: Vec<wgpu::Buffer>,
+}
+
+struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     grid: (u32, u32),
@@ -268,11 +275,30 @@ impl Launch {
         Ok(Launch {
             label,
             cost: Cost::default(),
-            pipeline,
-            bind_group,
-            grid,
-            _params: params_buffer,
+            steps: vec![Dispatch {
+                pipeline,
+                bind_group,
+                grid,
+                _params: params_buffer,
+            }],
+            owned: Vec::new(),
         })
+    }
+
+    /// This launch preceded by `first`'s dispatches (in one pass: each dispatch sees the
+    /// previous one's writes). Label and cost stay this launch's.
+    pub(crate) fn after(mut self, first: Launch) -> Launch {
+        let mut steps = first.steps;
+        steps.append(&mut self.steps);
+        self.steps = steps;
+        self.owned.extend(first.owned);
+        self
+    }
+
+    /// Keeps `buffer` alive as long as the launch (an intermediate only it uses).
+    pub(crate) fn owning(mut self, buffer: wgpu::Buffer) -> Launch {
+        self.owned.push(buffer);
+        self
     }
 
     /// Sets what the dispatch computes and moves.
@@ -283,9 +309,11 @@ impl Launch {
 
     /// Records the dispatch into an open compute pass.
     pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind_group, &[]);
-        pass.dispatch_workgroups(self.grid.0, self.grid.1, 1);
+        for step in &self.steps {
+            pass.set_pipeline(&step.pipeline);
+            pass.set_bind_group(0, &step.bind_group, &[]);
+            pass.dispatch_workgroups(step.grid.0, step.grid.1, 1);
+        }
     }
 
     /// Records `launches` into one compute pass of a new encoder and submits it.
@@ -304,9 +332,14 @@ impl Launch {
         ctx.submit(&during, encoder)
     }
 
-    /// The workgroup grid actually dispatched, (x, y).
+    /// The workgroup grid of the last (main) dispatch, (x, y).
     pub fn grid(&self) -> (u32, u32) {
-        self.grid
+        self.steps.last().expect("a launch has a dispatch").grid
+    }
+
+    /// How many dispatches one recording makes.
+    pub fn dispatches(&self) -> usize {
+        self.steps.len()
     }
 }
 

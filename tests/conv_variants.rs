@@ -88,7 +88,7 @@ fn assert_close(what: &str, gpu: &[f32], expected: &HostTensor) {
 /// Runs `config` on SHAPES random problems (or reports it skipped).
 fn check_conv3x3(config: Conv3x3Config) {
     let _gpu = gpu();
-    if config.variant == Conv3x3Variant::Subgroup && !ctx().has_subgroups() {
+    if config.variant.needs_subgroups() && !ctx().has_subgroups() {
         eprintln!("skipped {config}: the adapter has no subgroups");
         return;
     }
@@ -181,6 +181,14 @@ fn conv3x3_subgroup_matches_reference_under_every_tile() {
     }
 }
 
+#[test]
+fn conv3x3_packed_matches_reference_under_every_tile() {
+    check_conv3x3(Conv3x3Variant::Packed.into());
+    for tile in SUBGROUP_TILES {
+        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Packed, tile));
+    }
+}
+
 /// The default resolves to a concrete kernel this adapter runs, and that kernel is right.
 #[test]
 fn conv3x3_default_matches_reference() {
@@ -196,7 +204,7 @@ fn conv3x3_default_matches_reference() {
     )
     .unwrap();
     let expected = if ctx().has_subgroups() {
-        Conv3x3Variant::Subgroup
+        Conv3x3Variant::Packed
     } else {
         Conv3x3Variant::Blocked
     };
@@ -275,4 +283,25 @@ fn configs_round_trip_and_reject_bad_tiles() {
     .err()
     .expect("a 36-channel blocked tile is out of range");
     assert!(error.to_string().contains("c36p1w8"), "{error}");
+}
+
+/// The packed kernels' input layout: (N, ceil(C / 4), H, W, 4) with zeros past C, exactly.
+#[test]
+fn pack_channels_matches_host_packing() {
+    let _gpu = gpu();
+    let mut rng = Rng::new(41);
+    for shape in [[2, 5, 3, 7], [1, 8, 1, 1], [1, 1, 4, 9], [3, 3, 17, 5]] {
+        let (x, hx) = upload(&mut rng, shape);
+        let packed = atrous::ops::pack_channels(ctx(), &x).unwrap();
+        let [n, c, h, w] = shape;
+        let groups = c.div_ceil(4);
+        assert_eq!(packed.shape(), [n, groups, h, 4 * w]);
+        let mut expected = vec![0.0f32; n * groups * h * w * 4];
+        for (i, &v) in hx.data.iter().enumerate() {
+            let (b, ch, pixel) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
+            let plane = b * groups + ch / 4;
+            expected[(plane * h * w + pixel) * 4 + ch % 4] = v as f32;
+        }
+        assert_eq!(packed.to_vec(ctx()).unwrap(), expected, "{shape:?}");
+    }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::kernel_config::{ConvVariant, KernelConfig};
-use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
+use crate::ops::{
+    pack_channels, to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT,
+};
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::shape::ConvGeometry;
 use crate::tensor::{OutputSlice, Tensor};
@@ -22,7 +24,7 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv3x3_subgroup",
-    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
 );
 
 /// Kernel variants, side by side and all tested.
@@ -38,6 +40,9 @@ pub enum Conv3x3Variant {
     /// As `Blocked`, with each weight loaded by one lane and shared through subgroup
     /// broadcasts (shaders/conv3x3_subgroup.wgsl). Needs [`Context::has_subgroups`].
     Subgroup,
+    /// As `Subgroup`, reading a channel-packed copy of the input (shaders/pack_channels.wgsl,
+    /// run as part of the launch): one vec4 load per pixel covers 4 input channels.
+    Packed,
     /// The fastest variant this adapter supports for the layer's shape, from measurements:
     /// [`Conv3x3Config::select`].
     #[default]
@@ -47,11 +52,12 @@ pub enum Conv3x3Variant {
 impl Conv3x3Variant {
     /// Every variant, `Auto` included. [`Conv3x3Variant::available`] leaves out the ones the
     /// adapter cannot run.
-    pub const ALL: [Conv3x3Variant; 5] = [
+    pub const ALL: [Conv3x3Variant; 6] = [
         Conv3x3Variant::Direct,
         Conv3x3Variant::Tiled,
         Conv3x3Variant::Blocked,
         Conv3x3Variant::Subgroup,
+        Conv3x3Variant::Packed,
         Conv3x3Variant::Auto,
     ];
 
@@ -59,8 +65,13 @@ impl Conv3x3Variant {
     pub fn available(ctx: &Context) -> Vec<Conv3x3Variant> {
         Self::ALL
             .into_iter()
-            .filter(|v| *v != Conv3x3Variant::Subgroup || ctx.has_subgroups())
+            .filter(|v| !v.needs_subgroups() || ctx.has_subgroups())
             .collect()
+    }
+
+    /// Whether the variant's kernel uses subgroup operations.
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, Conv3x3Variant::Subgroup | Conv3x3Variant::Packed)
     }
 
     /// The entry point (`conv3x3_auto` for `Auto`, which resolves to another one).
@@ -70,6 +81,7 @@ impl Conv3x3Variant {
             Conv3x3Variant::Tiled => "conv3x3_tiled",
             Conv3x3Variant::Blocked => "conv3x3_blocked",
             Conv3x3Variant::Subgroup => "conv3x3_subgroup",
+            Conv3x3Variant::Packed => "conv3x3_packed",
             Conv3x3Variant::Auto => "conv3x3_auto",
         }
     }
@@ -88,11 +100,11 @@ impl Conv3x3Config {
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
-    /// and GL, ASPP 512->256 at 33x33): the subgroup kernel where the adapter has subgroups
-    /// (3.7-3.9x the tiled one), the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at
-    /// 18 on GL). c16p2w8 is best or within 3% at rates 6 and 12; at rate 18 c32p1w8 is 8%
-    /// faster (runs of 8 pixels prune taps more finely): a per-shape choice, which `atrous tune`
-    /// records. Narrow layers take a narrower block.
+    /// and GL, ASPP 512->256 at 33x33): where the adapter has subgroups, the packed subgroup
+    /// kernel (1.28-1.39x the subgroup one on the same input, which was 3.7-3.9x the tiled
+    /// one); the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at 18 on GL). c16p2w8
+    /// is best or within 10% at every rate; the best tile per shape is `atrous tune`'s job.
+    /// Narrow layers take a narrower block.
     pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
             let tile = if out_channels <= 8 {
@@ -100,7 +112,7 @@ impl Conv3x3Config {
             } else {
                 Self::SUBGROUP_TILE
             };
-            Conv3x3Config::new(Conv3x3Variant::Subgroup, tile)
+            Conv3x3Config::new(Conv3x3Variant::Packed, tile)
         } else {
             Conv3x3Config::new(Conv3x3Variant::Blocked, Self::BLOCKED_TILE)
         }
@@ -129,10 +141,12 @@ impl Conv3x3Config {
                 (8, 1),
             ] {
                 for workgroup in [8, 16] {
-                    all.push(Conv3x3Config::new(
-                        Conv3x3Variant::Subgroup,
-                        RegisterTile::new(vec4s, pixels, workgroup),
-                    ));
+                    for variant in [Conv3x3Variant::Subgroup, Conv3x3Variant::Packed] {
+                        all.push(Conv3x3Config::new(
+                            variant,
+                            RegisterTile::new(vec4s, pixels, workgroup),
+                        ));
+                    }
                 }
             }
         }
@@ -146,6 +160,7 @@ impl ConvVariant for Conv3x3Variant {
     const TILED: Self = Conv3x3Variant::Tiled;
     const BLOCKED: Self = Conv3x3Variant::Blocked;
     const SUBGROUP: Self = Conv3x3Variant::Subgroup;
+    const PACKED: Option<Self> = Some(Conv3x3Variant::Packed);
     const AUTO: Self = Conv3x3Variant::Auto;
 
     fn entry_point(self) -> &'static str {
@@ -154,7 +169,7 @@ impl ConvVariant for Conv3x3Variant {
 
     fn default_tile(self) -> RegisterTile {
         match self {
-            Conv3x3Variant::Subgroup => Conv3x3Config::SUBGROUP_TILE,
+            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => Conv3x3Config::SUBGROUP_TILE,
             _ => Conv3x3Config::BLOCKED_TILE,
         }
     }
@@ -281,6 +296,10 @@ impl Conv3x3 {
             Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
                 self.weights.packed_blocked(config.tile.block_channels())
             }
+            Conv3x3Variant::Packed => self
+                .weights
+                .padded_in_channels(4)
+                .packed_blocked(config.tile.block_channels()),
             Conv3x3Variant::Auto => unreachable!("resolved configurations only"),
         };
         let buffer =
@@ -375,14 +394,14 @@ impl Conv3x3 {
                     WORKGROUP_CONSTANT.to_vec(),
                 )
             }
-            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup => {
+            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => {
                 let count = n * channel_blocks * pixel_tiles;
                 (count, count as u64, tile.constants().to_vec())
             }
             Conv3x3Variant::Auto => unreachable!("resolve() replaces Auto"),
         };
         let shader = match config.variant {
-            Conv3x3Variant::Subgroup => &SUBGROUP_SHADER,
+            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => &SUBGROUP_SHADER,
             _ => &SHADER,
         };
         let params = Conv3x3Params {
@@ -415,17 +434,36 @@ impl Conv3x3 {
                 &zeros
             }
         };
-        Ok(Launch::new(
+        // The packed variant reads a channel-packed copy of the input, made by the launch's
+        // first dispatch; the subgroup shader's other entry point leaves that binding unread.
+        let packed = match config.variant {
+            Conv3x3Variant::Packed => {
+                let shape = pack_channels::packed_shape(input.shape());
+                let bytes = 4 * shape.iter().product::<usize>() as u64;
+                let buffer = ctx.storage_buffer(&format!("{} packed input", self.name), bytes)?;
+                Some((pack_channels::prepare(ctx, input, &buffer)?, buffer))
+            }
+            _ => None,
+        };
+        let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer()];
+        if shader == &SUBGROUP_SHADER {
+            buffers.push(packed.as_ref().map_or(input.buffer(), |(_, b)| b));
+        }
+        let launch = Launch::new(
             ctx,
             format!("{} ({})", self.name, config.label()),
             shader,
             config.variant.name(),
             &constants,
             &params,
-            &[input.buffer(), &weight, bias, output.tensor.buffer()],
+            &buffers,
             workgroup_count,
         )?
-        .with_cost(self.cost(input.shape(), config)?))
+        .with_cost(self.cost(input.shape(), config)?);
+        Ok(match packed {
+            Some((pack, buffer)) => launch.after(pack).owning(buffer),
+            None => launch,
+        })
     }
 
     /// FLOPs (all taps, and only the taps on real pixels) and compulsory bytes for an input of

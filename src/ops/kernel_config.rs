@@ -17,6 +17,8 @@ pub trait ConvVariant: Copy + Eq + Hash + Debug + Default + 'static {
     const TILED: Self;
     const BLOCKED: Self;
     const SUBGROUP: Self;
+    /// The subgroup kernel reading a channel-packed copy of the input, where the op has one.
+    const PACKED: Option<Self>;
     const AUTO: Self;
 
     /// The entry point (`<OP>_auto` for `AUTO`, which resolves to another one).
@@ -50,7 +52,7 @@ impl<V: ConvVariant> KernelConfig<V> {
         }
         if self.variant == V::BLOCKED {
             self.tile.validate(name, &[1, 2, 3, 4, 5, 6, 7, 8], 4)?;
-        } else if self.variant == V::SUBGROUP {
+        } else if self.variant == V::SUBGROUP || Some(self.variant) == V::PACKED {
             if !ctx.has_subgroups() {
                 return Err(Error::invalid(
                     name,
@@ -69,15 +71,18 @@ impl<V: ConvVariant> KernelConfig<V> {
 
     /// `conv3x3_blocked:c16p1w8`, or the entry point alone for the untiled variants.
     pub fn label(&self) -> String {
-        if self.variant == V::BLOCKED || self.variant == V::SUBGROUP {
+        if self.variant == V::BLOCKED
+            || self.variant == V::SUBGROUP
+            || Some(self.variant) == V::PACKED
+        {
             format!("{}:{}", self.variant.entry_point(), self.tile.label())
         } else {
             self.variant.entry_point().to_string()
         }
     }
 
-    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `auto`, optionally with a tile as in
-    /// `blocked:c16p1w8` (an `<op>_` prefix is accepted).
+    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `packed` (where the op has it), `auto`,
+    /// optionally with a tile as in `blocked:c16p1w8` (an `<op>_` prefix is accepted).
     pub fn parse(text: &str) -> Result<Self> {
         let prefix = format!("{}_", V::OP);
         let text = text.strip_prefix(prefix.as_str()).unwrap_or(text);
@@ -91,14 +96,20 @@ impl<V: ConvVariant> KernelConfig<V> {
             "blocked" => V::BLOCKED,
             "subgroup" => V::SUBGROUP,
             "auto" => V::AUTO,
+            "packed" if V::PACKED.is_some() => V::PACKED.unwrap(),
             _ => {
+                let packed = if V::PACKED.is_some() {
+                    ", packed[:c16p2w8]"
+                } else {
+                    ""
+                };
                 return Err(Error::invalid(
                     format!("{} variant", V::OP),
                     format!(
-                        "expected direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8] or auto, \
-                         found '{text}'"
+                        "expected direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8]{packed} or \
+                         auto, found '{text}'"
                     ),
-                ))
+                ));
             }
         };
         Ok(KernelConfig {

@@ -10,6 +10,7 @@ pub mod conv1x1;
 pub mod conv3x3;
 pub mod interpolate;
 pub mod kernel_config;
+pub mod pack_channels;
 
 pub use adaptive_avg_pool2d::adaptive_avg_pool2d;
 pub use batchnorm::{BatchNorm, BatchNorm2d};
@@ -17,6 +18,7 @@ pub use concat::concat;
 pub use conv1x1::Conv1x1;
 pub use conv3x3::Conv3x3;
 pub use interpolate::interpolate;
+pub use pack_channels::pack_channels;
 
 use crate::error::{Error, Result};
 
@@ -142,6 +144,23 @@ impl ConvWeights {
             }
         }
         packed
+    }
+
+    /// The same weights with C_in rounded up to a multiple of `multiple`, zeros in the new
+    /// input channels (for kernels that read input channels in groups).
+    pub(crate) fn padded_in_channels(&self, multiple: usize) -> ConvWeights {
+        let taps = self.kernel_size * self.kernel_size;
+        let in_channels = self.in_channels.next_multiple_of(multiple);
+        let mut weight = vec![0.0; self.out_channels * in_channels * taps];
+        for (co, row) in self.weight.chunks(self.in_channels * taps).enumerate() {
+            let start = co * in_channels * taps;
+            weight[start..start + row.len()].copy_from_slice(row);
+        }
+        ConvWeights {
+            in_channels,
+            weight,
+            ..self.clone()
+        }
     }
 
     /// PyTorch's layout, padded to a whole number of vec4 for the direct kernels.
