@@ -270,6 +270,13 @@ fn configs_round_trip_and_reject_bad_tiles() {
     for config in Conv1x1Config::candidates(ctx()) {
         assert_eq!(config.to_string().parse::<Conv1x1Config>().unwrap(), config);
     }
+    // Parsing is independent of the adapter (candidates() leaves out what it cannot run).
+    assert_eq!(
+        "packed:c16p3w8".parse::<Conv3x3Config>().unwrap(),
+        Conv3x3Config::new(Conv3x3Variant::Packed, RegisterTile::new(4, 3, 8))
+    );
+    let error = "packed".parse::<Conv1x1Config>().unwrap_err().to_string();
+    assert!(error.contains("found 'packed'"), "{error}");
     let weights = Rng::new(6).conv_weights(4, 4, 3, false);
     let bad = Conv3x3Config::new(Conv3x3Variant::Blocked, RegisterTile::new(9, 1, 8));
     let error = Conv3x3::with_config(
