@@ -24,11 +24,25 @@ pub enum Binding {
     ReadWrite,
 }
 
+/// `shader!("conv3x3", [Uniform, ReadOnly, ...])` embeds shaders/conv3x3.wgsl;
+/// `shader!("conv3x3_subgroup", prelude "subgroup_tile", [...])` puts shaders/subgroup_tile.wgsl
+/// (code shared by several kernels; WGSL has no includes) in front of it.
 macro_rules! shader {
     ($name:literal, [$($binding:ident),* $(,)?]) => {
         $crate::pipeline::Shader {
             name: $name,
             source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            bindings: &[$($crate::pipeline::Binding::$binding),*],
+        }
+    };
+    ($name:literal, prelude $prelude:literal, [$($binding:ident),* $(,)?]) => {
+        $crate::pipeline::Shader {
+            name: $name,
+            source: concat!(
+                include_str!(concat!("../../shaders/", $prelude, ".wgsl")),
+                "\n",
+                include_str!(concat!("../../shaders/", $name, ".wgsl"))
+            ),
             bindings: &[$($crate::pipeline::Binding::$binding),*],
         }
     };
@@ -335,11 +349,6 @@ impl Launch {
     /// The workgroup grid of the last (main) dispatch, (x, y).
     pub fn grid(&self) -> (u32, u32) {
         self.steps.last().expect("a launch has a dispatch").grid
-    }
-
-    /// How many dispatches one recording makes.
-    pub fn dispatches(&self) -> usize {
-        self.steps.len()
     }
 }
 

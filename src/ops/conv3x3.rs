@@ -24,6 +24,7 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv3x3_subgroup",
+    prelude "subgroup_tile",
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
 );
 
@@ -437,12 +438,11 @@ impl Conv3x3 {
         // The packed variant reads a channel-packed copy of the input, made by the launch's
         // first dispatch; the subgroup shader's other entry point leaves that binding unread.
         let packed = match config.variant {
-            Conv3x3Variant::Packed => {
-                let shape = pack_channels::packed_shape(input.shape());
-                let bytes = 4 * shape.iter().product::<usize>() as u64;
-                let buffer = ctx.storage_buffer(&format!("{} packed input", self.name), bytes)?;
-                Some((pack_channels::prepare(ctx, input, &buffer)?, buffer))
-            }
+            Conv3x3Variant::Packed => Some(pack_channels::prepare_packed(
+                ctx,
+                input,
+                &format!("{} packed input", self.name),
+            )?),
             _ => None,
         };
         let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer()];
@@ -461,7 +461,7 @@ impl Conv3x3 {
         )?
         .with_cost(self.cost(input.shape(), config)?);
         Ok(match packed {
-            Some((pack, buffer)) => launch.after(pack).owning(buffer),
+            Some((pack, _)) => launch.after(pack),
             None => launch,
         })
     }

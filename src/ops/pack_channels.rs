@@ -63,6 +63,20 @@ pub(crate) fn prepare(ctx: &Context, input: &Tensor, output: &wgpu::Buffer) -> R
     }))
 }
 
+/// The dispatch packing `input` into a new buffer, which the launch keeps alive; the buffer is
+/// returned too, for the kernel that reads it (the launch recorded first, see
+/// [`Launch::after`]).
+pub(crate) fn prepare_packed(
+    ctx: &Context,
+    input: &Tensor,
+    what: &str,
+) -> Result<(Launch, wgpu::Buffer)> {
+    let bytes = 4 * packed_shape(input.shape()).iter().product::<usize>() as u64;
+    let buffer = ctx.storage_buffer(what, bytes)?;
+    let launch = prepare(ctx, input, &buffer)?.owning(buffer.clone());
+    Ok((launch, buffer))
+}
+
 /// Eager packing: allocates the packed tensor (N, ceil(C / 4), H, 4W), runs, returns it.
 pub fn pack_channels(ctx: &Context, input: &Tensor) -> Result<Tensor> {
     let output = Tensor::empty(ctx, "packed channels", packed_shape(input.shape()))?;
