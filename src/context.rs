@@ -428,10 +428,10 @@ impl Context {
     }
 
     /// A storage buffer holding `data`.
-    pub(crate) fn upload(&self, what: &str, data: &[f32]) -> Result<wgpu::Buffer> {
-        let buffer = self.storage_buffer(what, (data.len() * 4) as u64)?;
-        self.queue
-            .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+    pub(crate) fn upload<T: bytemuck::Pod>(&self, what: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let data: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.storage_buffer(what, data.len() as u64)?;
+        self.queue.write_buffer(&buffer, 0, data);
         Ok(buffer)
     }
 

@@ -58,14 +58,7 @@ impl ConvGeometry {
     /// positions of that axis.
     fn live_taps_1d(&self, in_size: usize, pad: usize, out_size: usize) -> usize {
         (0..out_size)
-            .map(|o| {
-                (0..self.kernel_size)
-                    .filter(|k| {
-                        let i = (o + k * self.dilation) as isize - pad as isize;
-                        i >= 0 && i < in_size as isize
-                    })
-                    .count()
-            })
+            .map(|o| self.live_mask(o, in_size, pad).count_ones() as usize)
             .sum()
     }
 
@@ -76,6 +69,58 @@ impl ConvGeometry {
         let (out_h, out_w) = self.out_hw(in_h, in_w)?;
         Ok(self.live_taps_1d(in_h, self.padding[0], out_h)
             * self.live_taps_1d(in_w, self.padding[1], out_w))
+    }
+}
+
+/// A rectangle of output pixels on which every pixel reads the same kernel taps from real input
+/// (the others lie in the zero padding): rows `y0..y0 + h`, columns `x0..x0 + w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TapRegion {
+    pub y0: usize,
+    pub x0: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl ConvGeometry {
+    /// Bit k set when tap k of output position `o` lands inside an input of `in_size`.
+    fn live_mask(&self, o: usize, in_size: usize, pad: usize) -> u32 {
+        (0..self.kernel_size)
+            .filter(|k| {
+                let i = (o + k * self.dilation) as isize - pad as isize;
+                i >= 0 && i < in_size as isize
+            })
+            .fold(0, |mask, k| mask | 1 << k)
+    }
+
+    /// The output positions of one axis cut into maximal runs of equal live taps, in order.
+    fn live_runs(&self, in_size: usize, pad: usize, out_size: usize) -> Vec<(usize, usize)> {
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut previous = None;
+        for o in 0..out_size {
+            let mask = self.live_mask(o, in_size, pad);
+            match runs.last_mut() {
+                Some((_, len)) if previous == Some(mask) => *len += 1,
+                _ => runs.push((o, 1)),
+            }
+            previous = Some(mask);
+        }
+        runs
+    }
+
+    /// The output map cut into rectangles of pixels that read the same taps, row runs times
+    /// column runs, in row-major order: at most 7 x 7 for a 3x3 kernel (each tap can enter and
+    /// leave the input once per axis), 9 for DeepLab's padding = dilation. A kernel that works on
+    /// runs of pixels from one rectangle prunes taps exactly: a tap is live for all of them or
+    /// for none.
+    pub fn tap_regions(&self, in_h: usize, in_w: usize) -> Result<Vec<TapRegion>> {
+        let (out_h, out_w) = self.out_hw(in_h, in_w)?;
+        let rows = self.live_runs(in_h, self.padding[0], out_h);
+        let cols = self.live_runs(in_w, self.padding[1], out_w);
+        Ok(rows
+            .iter()
+            .flat_map(|&(y0, h)| cols.iter().map(move |&(x0, w)| TapRegion { y0, x0, h, w }))
+            .collect())
     }
 }
 
@@ -162,6 +207,52 @@ mod tests {
             33 * 31
         );
         assert_eq!(ConvGeometry::pointwise().live_taps(5, 7).unwrap(), 35);
+    }
+
+    #[test]
+    fn tap_regions_tile_the_output_and_prune_exactly() {
+        let geometries = [
+            ConvGeometry::same_3x3(1),
+            ConvGeometry::same_3x3(6),
+            ConvGeometry::same_3x3(18),
+            ConvGeometry::same_3x3(40),
+            ConvGeometry {
+                kernel_size: 3,
+                dilation: 2,
+                padding: [0, 5],
+            },
+            ConvGeometry {
+                kernel_size: 3,
+                dilation: 3,
+                padding: [7, 1],
+            },
+        ];
+        for g in geometries {
+            for (in_h, in_w) in [(33, 33), (5, 9), (1, 1), (60, 17)] {
+                let Ok((out_h, out_w)) = g.out_hw(in_h, in_w) else {
+                    continue;
+                };
+                let regions = g.tap_regions(in_h, in_w).unwrap();
+                assert!(regions.len() <= 49);
+                let mut covered = vec![0; out_h * out_w];
+                for r in &regions {
+                    let rows = g.live_mask(r.y0, in_h, g.padding[0]);
+                    let cols = g.live_mask(r.x0, in_w, g.padding[1]);
+                    for y in r.y0..r.y0 + r.h {
+                        for x in r.x0..r.x0 + r.w {
+                            covered[y * out_w + x] += 1;
+                            assert_eq!(g.live_mask(y, in_h, g.padding[0]), rows, "{g:?} {r:?}");
+                            assert_eq!(g.live_mask(x, in_w, g.padding[1]), cols, "{g:?} {r:?}");
+                        }
+                    }
+                }
+                assert!(covered.iter().all(|&c| c == 1), "{g:?} {in_h}x{in_w}");
+            }
+        }
+        // DeepLab at 33x33, rate 18: taps enter and leave at 15 and 18 on each axis.
+        let regions = ConvGeometry::same_3x3(18).tap_regions(33, 33).unwrap();
+        let rows: Vec<_> = regions.iter().step_by(3).map(|r| (r.y0, r.h)).collect();
+        assert_eq!(rows, [(0, 15), (15, 3), (18, 15)]);
     }
 
     #[test]

@@ -147,10 +147,11 @@ const BLOCKED_TILES: [RegisterTile; 3] = [
     RegisterTile::new(8, 1, 24),
 ];
 
-/// Tiles of the subgroup kernels beside the defaults (c16p2w8 for the 3x3, c24p2w8 for the
-/// 1x1): 8, 24 and 32 channels, 1 and 4 pixels, workgroups of 8, 16 and 32.
-const SUBGROUP_TILES: [RegisterTile; 3] = [
+/// Tiles of the subgroup kernels beside the defaults (c16p3w8 for the 3x3, c24p2w8 for the
+/// 1x1): 8, 16, 24 and 32 channels, 1, 2 and 4 pixels, workgroups of 8, 16 and 32.
+const SUBGROUP_TILES: [RegisterTile; 4] = [
     RegisterTile::new(2, 4, 8),
+    RegisterTile::new(4, 2, 8),
     RegisterTile::new(6, 1, 16),
     RegisterTile::new(8, 1, 32),
 ];

@@ -12,7 +12,7 @@ use crate::ops::{
     pack_channels, to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT,
 };
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
-use crate::shape::ConvGeometry;
+use crate::shape::{ConvGeometry, TapRegion};
 use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
@@ -25,7 +25,7 @@ const SHADER: Shader = shader!(
 const SUBGROUP_SHADER: Shader = shader!(
     "conv3x3_subgroup",
     prelude "subgroup_tile",
-    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
 /// Kernel variants, side by side and all tested.
@@ -95,17 +95,18 @@ impl Conv3x3Config {
     /// Default tiles, the fastest of each kernel on the ASPP shapes on lavapipe (see
     /// BENCHMARKS.md for the measurements).
     pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(2, 3, 8);
-    pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 2, 8);
+    pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 3, 8);
     /// The subgroup tile for layers of at most 8 output channels: a block of 16 would leave
     /// half the accumulators idle.
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
     /// and GL, ASPP 512->256 at 33x33): where the adapter has subgroups, the packed subgroup
-    /// kernel (1.28-1.39x the subgroup one on the same input, which was 3.7-3.9x the tiled
-    /// one); the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at 18 on GL). c16p2w8
-    /// is best or within 10% at every rate; the best tile per shape is `atrous tune`'s job.
-    /// Narrow layers take a narrower block.
+    /// kernel (1.3-1.5x the subgroup one on the same input, which was 3.7-3.9x the tiled
+    /// one); the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at 18 on GL).
+    /// c16p3w8 is best at every ASPP rate and within 2% of c16p4w8 on PSPNet's 60x60
+    /// bottleneck; the best tile per shape is `atrous tune`'s job. Narrow layers take a
+    /// narrower block.
     pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
         if ctx.has_subgroups() {
             let tile = if out_channels <= 8 {
@@ -178,6 +179,34 @@ impl ConvVariant for Conv3x3Variant {
     fn select(ctx: &Context, in_channels: usize, out_channels: usize) -> Conv3x3Config {
         Conv3x3Config::select(ctx, in_channels, out_channels)
     }
+}
+
+/// The subgroup kernels' runs of pixels: each tap region cut into runs of `run_pixels` pixels
+/// (the last one of a region shorter), one `runs` entry per workgroup column of the grid
+/// (shaders/conv3x3_subgroup.wgsl): [y0, x0, w | h << 16, first pixel of the run in the region].
+fn pixel_runs(regions: &[TapRegion], run_pixels: usize) -> Result<Vec<[u32; 4]>> {
+    let mut runs = Vec::new();
+    for r in regions {
+        if r.h >= 1 << 16 || r.w >= 1 << 16 {
+            return Err(Error::invalid(
+                "conv3x3 output",
+                format!(
+                    "maps of at most 65535 x 65535 pixels, found a region of {}x{}",
+                    r.h, r.w
+                ),
+            ));
+        }
+        let size = (r.w | r.h << 16) as u32;
+        for start in (0..r.h * r.w).step_by(run_pixels) {
+            runs.push([
+                to_u32("row", r.y0)?,
+                to_u32("column", r.x0)?,
+                size,
+                to_u32("pixel", start)?,
+            ]);
+        }
+    }
+    Ok(runs)
 }
 
 /// Output pixels per invocation along a row in the tiled variant (`TILE_W` in the shader).
@@ -374,7 +403,19 @@ impl Conv3x3 {
         let channel_groups = out_c.div_ceil(4);
         let tile = config.tile;
         let out_pixels = out_h * out_w;
-        let pixel_tiles = out_pixels.div_ceil(tile.tile_pixels());
+        // The subgroup kernels take their runs of pixels from a table, one tap region at a
+        // time; the blocked one cuts the flat map into runs.
+        let runs = match config.variant {
+            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => Some(pixel_runs(
+                &self.geometry.tap_regions(in_h, in_w)?,
+                tile.tile_pixels(),
+            )?),
+            _ => None,
+        };
+        let pixel_tiles = match &runs {
+            Some(runs) => runs.len(),
+            None => out_pixels.div_ceil(tile.tile_pixels()),
+        };
         let channel_blocks = out_c.div_ceil(tile.block_channels());
         // `total` counts invocations for the one-dimensional kernels and workgroups for the
         // blocked one, whose every decision is per workgroup.
@@ -445,9 +486,14 @@ impl Conv3x3 {
             )?),
             _ => None,
         };
+        let runs = match &runs {
+            Some(runs) => Some(ctx.upload(&format!("{} pixel runs", self.name), runs)?),
+            None => None,
+        };
         let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer()];
-        if shader == &SUBGROUP_SHADER {
+        if let Some(runs) = &runs {
             buffers.push(packed.as_ref().map_or(input.buffer(), |(_, b)| b));
+            buffers.push(runs);
         }
         let launch = Launch::new(
             ctx,
@@ -460,6 +506,10 @@ impl Conv3x3 {
             workgroup_count,
         )?
         .with_cost(self.cost(input.shape(), config)?);
+        let launch = match runs {
+            Some(runs) => launch.owning(runs),
+            None => launch,
+        };
         Ok(match packed {
             Some((pack, _)) => launch.after(pack),
             None => launch,
