@@ -30,7 +30,7 @@ struct Params {
     channel_groups: u32, // ceil(out_channels / 4) (tiled variant)
     total: u32,        // invocations that do work (direct, tiled); workgroups (blocked)
     out_pixels: u32,   // out_h * out_w
-    pixel_tiles: u32,  // ceil(out_pixels / (WORKGROUP * PIX)) (blocked variant)
+    pixel_tiles: u32,  // runs of pixels, entries of `runs` (blocked variant)
     channel_blocks: u32, // ceil(out_channels / (4 * VEC)) (blocked variant)
     _pad0: u32,
 }
@@ -42,6 +42,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// conv3x3_blocked: its runs of pixels, one per value of `tile` (shaders/pixel_runs.wgsl,
+// prepended).
+@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
 
 override WORKGROUP: u32 = 64u;
 // Output pixels per invocation in the tiled variant.
@@ -145,14 +148,13 @@ fn conv3x3_tiled(@builtin(workgroup_id) wid: vec3<u32>,
 // w: (ceil(C_out / (4 VEC)), 9, C_in, VEC) of vec4 — for one block of 4*VEC output channels and
 //    one tap, the weights of consecutive input channels are consecutive, 4*VEC floats each.
 //
-// A workgroup owns one block of 4*VEC output channels and a run of WORKGROUP*PIX consecutive
-// output pixels (flattened over H_out x W_out) of one image; each invocation accumulates PIX
-// pixels (WORKGROUP apart) x 4*VEC channels in registers. Everything the tap loop decides
-// depends on the workgroup alone, so it is uniform: the weight loads are the same address in
-// every lane (CPU rasterizers load them once and broadcast; GPUs serve them from one cache line)
-// and a tap whose input rows or columns lie wholly in the padding for the whole run is skipped
-// without divergence. A tap wholly inside the image for the whole run reads x with no checks;
-// one that is partly in the padding reads a clamped address and selects 0.
+// A workgroup owns one block of 4*VEC output channels and a run of up to WORKGROUP*PIX output
+// pixels of one image, cut within one tap region (shaders/pixel_runs.wgsl); each invocation
+// accumulates PIX pixels (WORKGROUP apart) x 4*VEC channels in registers. Everything the tap
+// loop decides depends on the workgroup alone, so it is uniform: the weight loads are the same
+// address in every lane (CPU rasterizers load them once and broadcast; GPUs serve them from one
+// cache line), and a tap is live for the whole run or for none, so dead taps are skipped
+// without divergence and live ones read x with no checks.
 // Per (tap, input channel) an invocation does PIX loads of x, VEC vec4 loads of w and
 // 4*VEC*PIX FMAs.
 //
@@ -189,69 +191,62 @@ fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {
     if (VEC > 7u) { mac_vec4(acc, 7u, w[wi + 7u], xs); }
 }
 
-// x at `offset`, or 0 where the tap is in the padding (`masked` is a constant at each call).
-fn load_x(offset: u32, inside: bool, masked: bool) -> f32 {
-    let v = x[offset];
-    if (masked) {
-        return select(0.0, v, inside);
-    }
-    return v;
-}
-
 // The pixels' x values for one input channel, `shift` past the tap's channel-0 offsets.
-fn load_pixels(o: vec4<u32>, inside: vec4<bool>, shift: u32, masked: bool) -> vec4<f32> {
-    var xs = vec4<f32>(load_x(o.x + shift, inside.x, masked), 0.0, 0.0, 0.0);
-    if (PIX > 1u) { xs.y = load_x(o.y + shift, inside.y, masked); }
-    if (PIX > 2u) { xs.z = load_x(o.z + shift, inside.z, masked); }
-    if (PIX > 3u) { xs.w = load_x(o.w + shift, inside.w, masked); }
+fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
+    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
+    if (PIX > 1u) { xs.y = x[o.y + shift]; }
+    if (PIX > 2u) { xs.z = x[o.z + shift]; }
+    if (PIX > 3u) { xs.w = x[o.w + shift]; }
     return xs;
 }
 
 // All input channels of one tap: x offsets `o` of channel 0 per pixel, weights from vec4
 // index `wi`.
-fn tap_blocked(acc: ptr<function, Accumulators>, o_start: vec4<u32>, inside: vec4<bool>,
-               wi_start: u32, masked: bool) {
+fn tap_blocked(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u32) {
     let plane = p.in_h * p.in_w;
     var o = o_start;
     var wi = wi_start;
     let unrolled = p.in_channels / 4u;
     for (var i = 0u; i < unrolled; i++) {
-        mac_channel(acc, load_pixels(o, inside, 0u, masked), wi);
-        mac_channel(acc, load_pixels(o, inside, plane, masked), wi + VEC);
-        mac_channel(acc, load_pixels(o, inside, 2u * plane, masked), wi + 2u * VEC);
-        mac_channel(acc, load_pixels(o, inside, 3u * plane, masked), wi + 3u * VEC);
+        mac_channel(acc, load_pixels(o, 0u), wi);
+        mac_channel(acc, load_pixels(o, plane), wi + VEC);
+        mac_channel(acc, load_pixels(o, 2u * plane), wi + 2u * VEC);
+        mac_channel(acc, load_pixels(o, 3u * plane), wi + 3u * VEC);
         o += vec4<u32>(4u * plane);
         wi += 4u * VEC;
     }
     for (var ci = unrolled * 4u; ci < p.in_channels; ci++) {
-        mac_channel(acc, load_pixels(o, inside, 0u, masked), wi);
+        mac_channel(acc, load_pixels(o, 0u), wi);
         o += vec4<u32>(plane);
         wi += VEC;
     }
 }
 
-// Writes channels 4v..4v+3 of one pixel (if it exists) with bias and activation.
-fn store_vec4(n: u32, block: u32, pixel: u32, a: vec4<f32>, v: u32) {
-    if (pixel >= p.out_pixels) { return; }
+// Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, with
+// bias and activation.
+fn store_vec4(n: u32, block: u32, pixel: u32, live: bool, a: vec4<f32>, v: u32) {
+    if (!live) { return; }
     for (var j = 0u; j < 4u; j++) {
         let co = (block * VEC + v) * 4u + j;
         if (co < p.out_channels) {
-            y[out_index(n, co, pixel / p.out_w, pixel % p.out_w)] = activate(a[j] + bias[co]);
+            y[(n * p.out_c_total + p.out_c_offset + co) * p.out_pixels + pixel] =
+                activate(a[j] + bias[co]);
         }
     }
 }
 
 // Writes pixel r's accumulators. `r` is a constant at every call, so every index into `acc` is
 // one: the accumulators stay in registers.
-fn store_pixel(n: u32, block: u32, pixel: u32, acc: ptr<function, Accumulators>, r: u32) {
-    store_vec4(n, block, pixel, (*acc)[r * VEC], 0u);
-    if (VEC > 1u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 1u], 1u); }
-    if (VEC > 2u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 2u], 2u); }
-    if (VEC > 3u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 3u], 3u); }
-    if (VEC > 4u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 4u], 4u); }
-    if (VEC > 5u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 5u], 5u); }
-    if (VEC > 6u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 6u], 6u); }
-    if (VEC > 7u) { store_vec4(n, block, pixel, (*acc)[r * VEC + 7u], 7u); }
+fn store_pixel(n: u32, block: u32, pixel: u32, live: bool, acc: ptr<function, Accumulators>,
+               r: u32) {
+    store_vec4(n, block, pixel, live, (*acc)[r * VEC], 0u);
+    if (VEC > 1u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 1u], 1u); }
+    if (VEC > 2u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 2u], 2u); }
+    if (VEC > 3u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 3u], 3u); }
+    if (VEC > 4u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 4u], 4u); }
+    if (VEC > 5u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 5u], 5u); }
+    if (VEC > 6u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 6u], 6u); }
+    if (VEC > 7u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 7u], 7u); }
 }
 
 @compute @workgroup_size(WORKGROUP)
@@ -265,28 +260,8 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
     let block = (group / p.pixel_tiles) % p.channel_blocks;
     let n = group / (p.pixel_tiles * p.channel_blocks);
 
-    // The run of output pixels [first, last] and the rows and columns it covers (uniform).
-    let first = tile * WORKGROUP * PIX;
-    let last = min(first + WORKGROUP * PIX, p.out_pixels) - 1u;
-    let oy_first = i32(first / p.out_w);
-    let oy_last = i32(last / p.out_w);
-    // A run within one row covers [ox_first, ox_last]; one that wraps is given all columns
-    // (the hull: safe both for "any tap live" and, being a superset, for "all taps live").
-    var ox_first = i32(first % p.out_w);
-    var ox_last = i32(last % p.out_w);
-    if (oy_last != oy_first) {
-        ox_first = 0;
-        ox_last = i32(p.out_w) - 1;
-    }
-
-    // This invocation's pixels (WORKGROUP apart); lanes past the end compute the last pixel
-    // and do not store.
-    let pixels = min(vec4<u32>(first + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WORKGROUP,
-                     vec4<u32>(p.out_pixels - 1u));
-    let oy = vec4<i32>(pixels / p.out_w);
-    let ox = vec4<i32>(pixels % p.out_w);
-
-    let in_h = i32(p.in_h);
+    let run = runs[tile];
+    let pixel = run_pixels(run, lid);
     let in_w = i32(p.in_w);
     let x_image = n * p.in_channels * p.in_h * p.in_w;
     let dil = i32(p.dilation);
@@ -294,30 +269,20 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
 
     for (var ky = 0; ky < 3; ky++) {
         let dy = ky * dil - i32(p.pad_h);
-        // Every row of the run reads padding for this ky: skip the three taps.
-        if (oy_last + dy < 0 || oy_first + dy >= in_h) { continue; }
-        let rows_inside = oy_first + dy >= 0 && oy_last + dy < in_h;
         for (var kx = 0; kx < 3; kx++) {
             let dx = kx * dil - i32(p.pad_w);
-            if (ox_last + dx < 0 || ox_first + dx >= in_w) { continue; }
-            let all_inside = rows_inside && ox_first + dx >= 0 && ox_last + dx < in_w;
-            let iy = oy + vec4<i32>(dy);
-            let ix = ox + vec4<i32>(dx);
-            let inside = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(in_h)) & (ix >= vec4<i32>(0))
-                & (ix < vec4<i32>(in_w));
-            let o = vec4<u32>(x_image) + vec4<u32>(clamp(iy, vec4<i32>(0), vec4<i32>(in_h - 1)))
-                * p.in_w + vec4<u32>(clamp(ix, vec4<i32>(0), vec4<i32>(in_w - 1)));
-            let wi = (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC;
-            if (all_inside) {
-                tap_blocked(&acc, o, inside, wi, false);
-            } else {
-                tap_blocked(&acc, o, inside, wi, true);
-            }
+            // Live for every pixel of the run or for none.
+            if (!tap_live(run, dy, dx)) { continue; }
+            // The tap's input for each pixel: (oy + dy, ox + dx), all inside the input.
+            let o = vec4<u32>(x_image) + pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
+            tap_blocked(&acc, o, (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC);
         }
     }
 
-    store_pixel(n, block, first + lid, &acc, 0u);
-    if (PIX > 1u) { store_pixel(n, block, first + WORKGROUP + lid, &acc, 1u); }
-    if (PIX > 2u) { store_pixel(n, block, first + 2u * WORKGROUP + lid, &acc, 2u); }
-    if (PIX > 3u) { store_pixel(n, block, first + 3u * WORKGROUP + lid, &acc, 3u); }
+    // Recomputed rather than kept live through the tap loops (registers are scarce there).
+    let out = run_pixels(runs[tile], lid);
+    store_pixel(n, block, out.flat.x, out.live.x, &acc, 0u);
+    if (PIX > 1u) { store_pixel(n, block, out.flat.y, out.live.y, &acc, 1u); }
+    if (PIX > 2u) { store_pixel(n, block, out.flat.z, out.live.z, &acc, 2u); }
+    if (PIX > 3u) { store_pixel(n, block, out.flat.w, out.live.w, &acc, 3u); }
 }

@@ -65,11 +65,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// The runs of pixels, one per value of `tile` (shaders/pixel_runs.wgsl, prepended).
+@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
 // The input again, channel-packed (N, ceil(C_in / 4), H, W) of vec4, for conv3x3_packed.
-@group(0) @binding(5) var<storage, read> x4: array<vec4<f32>>;
-// The pixel runs, one per value of `tile`: (y0, x0, region_w | region_h << 16, start) — the
-// run is the region's pixels start.. in row-major order (src/ops/conv3x3.rs `pixel_runs`).
-@group(0) @binding(6) var<storage, read> runs: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 
 override WORKGROUP: u32 = 8u;
 
@@ -182,24 +181,6 @@ fn conv3x3_packed(@builtin(workgroup_id) wid: vec3<u32>,
     conv(wid, nwg, lid, sg_lane, true);
 }
 
-// An invocation's PIX pixels of a run.
-struct RunPixels {
-    flat: vec4<u32>,   // oy * W_out + ox
-    xy_in: vec4<u32>,  // oy * W_in + ox
-    live: vec4<bool>,  // inside the region (lanes past its end repeat its last pixel)
-}
-
-// The pixels (WORKGROUP apart) of invocation `lid` in `run` (see `runs`).
-fn run_pixels(run: vec4<u32>, lid: u32) -> RunPixels {
-    let region_w = run.z & 0xffffu;
-    let area = region_w * (run.z >> 16u);
-    let local = vec4<u32>(run.w + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WORKGROUP;
-    let q = min(local, vec4<u32>(area - 1u));
-    let oy = vec4<u32>(run.x) + q / region_w;
-    let ox = vec4<u32>(run.y) + q % region_w;
-    return RunPixels(oy * p.out_w + ox, oy * p.in_w + ox, local < vec4<u32>(area));
-}
-
 // `packed` is a literal at both calls: the other input path folds away.
 fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
     let group = wid.x + wid.y * nwg.x;
@@ -210,12 +191,8 @@ fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
     let block = (group / p.pixel_tiles) % p.channel_blocks;
     let n = group / (p.pixel_tiles * p.channel_blocks);
 
-    // The run's region (its first row and column decide every tap) and pixels.
     let run = runs[tile];
-    let y0 = i32(run.x);
-    let x0 = i32(run.y);
     let pixel = run_pixels(run, lid);
-    let in_h = i32(p.in_h);
     let in_w = i32(p.in_w);
     // Offset of image n, channel (group) 0: in floats, or in vec4s when packed.
     var x_image = n * p.in_channels * p.in_h * p.in_w;
@@ -232,12 +209,10 @@ fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
 
     for (var ky = 0; ky < 3; ky++) {
         let dy = ky * dil - i32(p.pad_h);
-        // A tap reads real input for every pixel of the region or for none: testing the
-        // region's first row and column decides for all of them.
-        if (y0 + dy < 0 || y0 + dy >= in_h) { continue; }
         for (var kx = 0; kx < 3; kx++) {
             let dx = kx * dil - i32(p.pad_w);
-            if (x0 + dx < 0 || x0 + dx >= in_w) { continue; }
+            // Live for every pixel of the run or for none.
+            if (!tap_live(run, dy, dx)) { continue; }
             // The tap's input for each pixel: (oy + dy, ox + dx), all inside the input.
             let o = vec4<u32>(x_image) + pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
             let wi = (block * 9u + u32(ky * 3 + kx)) * cin * VEC;

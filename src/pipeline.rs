@@ -25,8 +25,9 @@ pub enum Binding {
 }
 
 /// `shader!("conv3x3", [Uniform, ReadOnly, ...])` embeds shaders/conv3x3.wgsl;
-/// `shader!("conv3x3_subgroup", prelude "subgroup_tile", [...])` puts shaders/subgroup_tile.wgsl
-/// (code shared by several kernels; WGSL has no includes) in front of it.
+/// `shader!("conv3x3_subgroup", prelude ["subgroup_tile", ...], [...])` puts
+/// shaders/subgroup_tile.wgsl, ... (code shared by several kernels; WGSL has no includes) in
+/// front of it.
 macro_rules! shader {
     ($name:literal, [$($binding:ident),* $(,)?]) => {
         $crate::pipeline::Shader {
@@ -35,12 +36,11 @@ macro_rules! shader {
             bindings: &[$($crate::pipeline::Binding::$binding),*],
         }
     };
-    ($name:literal, prelude $prelude:literal, [$($binding:ident),* $(,)?]) => {
+    ($name:literal, prelude [$($prelude:literal),+], [$($binding:ident),* $(,)?]) => {
         $crate::pipeline::Shader {
             name: $name,
             source: concat!(
-                include_str!(concat!("../../shaders/", $prelude, ".wgsl")),
-                "\n",
+                $(include_str!(concat!("../../shaders/", $prelude, ".wgsl")), "\n",)+
                 include_str!(concat!("../../shaders/", $name, ".wgsl"))
             ),
             bindings: &[$($crate::pipeline::Binding::$binding),*],

@@ -20,7 +20,7 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv1x1_subgroup",
-    prelude "subgroup_tile",
+    prelude["subgroup_tile"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
 );
 

@@ -17,14 +17,15 @@ use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
     "conv3x3",
-    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+    prelude["pixel_runs"],
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
 );
 
 /// The variants that need subgroup operations, in their own module so that `SHADER` compiles on
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv3x3_subgroup",
-    prelude "subgroup_tile",
+    prelude ["subgroup_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
@@ -181,9 +182,9 @@ impl ConvVariant for Conv3x3Variant {
     }
 }
 
-/// The subgroup kernels' runs of pixels: each tap region cut into runs of `run_pixels` pixels
-/// (the last one of a region shorter), one `runs` entry per workgroup column of the grid
-/// (shaders/conv3x3_subgroup.wgsl): [y0, x0, w | h << 16, first pixel of the run in the region].
+/// The tap-pruned kernels' runs of pixels: each tap region cut into runs of `run_pixels` pixels
+/// (the last one of a region shorter); entry `tile` of the shaders' `runs` table
+/// (shaders/pixel_runs.wgsl): [y0, x0, w | h << 16, first pixel of the run in the region].
 fn pixel_runs(regions: &[TapRegion], run_pixels: usize) -> Result<Vec<[u32; 4]>> {
     let mut runs = Vec::new();
     for r in regions {
@@ -403,19 +404,10 @@ impl Conv3x3 {
         let channel_groups = out_c.div_ceil(4);
         let tile = config.tile;
         let out_pixels = out_h * out_w;
-        // The subgroup kernels take their runs of pixels from a table, one tap region at a
-        // time; the blocked one cuts the flat map into runs.
-        let runs = match config.variant {
-            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => Some(pixel_runs(
-                &self.geometry.tap_regions(in_h, in_w)?,
-                tile.tile_pixels(),
-            )?),
-            _ => None,
-        };
-        let pixel_tiles = match &runs {
-            Some(runs) => runs.len(),
-            None => out_pixels.div_ceil(tile.tile_pixels()),
-        };
+        // The tap-pruned kernels (blocked, subgroup, packed) take their runs of pixels from a
+        // table, one tap region at a time; direct and tiled leave it unread.
+        let runs = pixel_runs(&self.geometry.tap_regions(in_h, in_w)?, tile.tile_pixels())?;
+        let pixel_tiles = runs.len();
         let channel_blocks = out_c.div_ceil(tile.block_channels());
         // `total` counts invocations for the one-dimensional kernels and workgroups for the
         // blocked one, whose every decision is per workgroup.
@@ -486,14 +478,10 @@ impl Conv3x3 {
             )?),
             _ => None,
         };
-        let runs = match &runs {
-            Some(runs) => Some(ctx.upload(&format!("{} pixel runs", self.name), runs)?),
-            None => None,
-        };
-        let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer()];
-        if let Some(runs) = &runs {
+        let runs = ctx.upload(&format!("{} pixel runs", self.name), &runs)?;
+        let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer(), &runs];
+        if shader == &SUBGROUP_SHADER {
             buffers.push(packed.as_ref().map_or(input.buffer(), |(_, b)| b));
-            buffers.push(runs);
         }
         let launch = Launch::new(
             ctx,
@@ -506,10 +494,7 @@ impl Conv3x3 {
             workgroup_count,
         )?
         .with_cost(self.cost(input.shape(), config)?);
-        let launch = match runs {
-            Some(runs) => launch.owning(runs),
-            None => launch,
-        };
+        let launch = launch.owning(runs);
         Ok(match packed {
             Some((pack, _)) => launch.after(pack),
             None => launch,
