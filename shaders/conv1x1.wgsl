@@ -113,21 +113,7 @@ fn conv1x1_tiled(@builtin(workgroup_id) wid: vec3<u32>,
 // to every lane on CPU rasterizers, one cache line on GPUs). Per input channel an invocation
 // does PIX loads of x, VEC vec4 loads of w and 4*VEC*PIX FMAs.
 
-// vec4 groups of output channels per invocation (4*VEC channels), 1..8.
-override VEC: u32 = 4u;
-// Pixels per invocation, 1..4.
-override PIX: u32 = 1u;
-// Accumulators [r * VEC + v]: pixel r < PIX, channels 4v..4v+3 of the block. Indexed by
-// constants only (the conditions on VEC and PIX fold away), so they stay in registers.
-alias Accumulators = array<vec4<f32>, 32>;
-
-// acc[r][4v..4v+3] += x_r * w for every pixel r < PIX; `v` is a constant at every call.
-fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f32>) {
-    (*acc)[v] = fma(vec4<f32>(xs.x), wv, (*acc)[v]);
-    if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
-    if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
-    if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
-}
+// Register tile and mac_vec4: shaders/register_tile.wgsl (prepended).
 
 // One input channel: the pixels' x values `xs` and the 4*VEC weights from vec4 index `wi`.
 fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {

@@ -48,7 +48,8 @@ fn activate(v: f32) -> f32 {
     return select(v, max(v, 0.0), p.relu != 0u);
 }
 
-// Register tile, weight loads and broadcasts: shaders/subgroup_tile.wgsl (prepended).
+// Register tile, weight loads and broadcasts: shaders/register_tile.wgsl and
+// shaders/subgroup_tile.wgsl (prepended).
 
 // Writes channels 4v..4v+3 of one pixel (if it exists) with bias and activation.
 fn store_vec4(n: u32, block: u32, pixel: u32, a: vec4<f32>, v: u32) {

@@ -164,20 +164,7 @@ fn conv3x3_tiled(@builtin(workgroup_id) wid: vec3<u32>,
 // are constants once the pipeline is created and fold away, accumulators are indexed by
 // constants only (so they live in registers), and the input-channel loop is unrolled by 4.
 
-// vec4 groups of output channels per invocation (4*VEC channels), 1..8.
-override VEC: u32 = 4u;
-// Output pixels per invocation, 1..4.
-override PIX: u32 = 1u;
-// Accumulators [r * VEC + v]: pixel r < PIX, channels 4v..4v+3 of the block.
-alias Accumulators = array<vec4<f32>, 32>;
-
-// acc[r][4v..4v+3] += x_r * w for every pixel r < PIX; `v` is a constant at every call.
-fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f32>) {
-    (*acc)[v] = fma(vec4<f32>(xs.x), wv, (*acc)[v]);
-    if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
-    if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
-    if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
-}
+// Register tile and mac_vec4: shaders/register_tile.wgsl (prepended).
 
 // One input channel: the pixels' x values `xs` and the 4*VEC weights from vec4 index `wi`.
 fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {
@@ -191,17 +178,8 @@ fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {
     if (VEC > 7u) { mac_vec4(acc, 7u, w[wi + 7u], xs); }
 }
 
-// The pixels' x values for one input channel, `shift` past the tap's channel-0 offsets.
-fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
-    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
-    if (PIX > 1u) { xs.y = x[o.y + shift]; }
-    if (PIX > 2u) { xs.z = x[o.z + shift]; }
-    if (PIX > 3u) { xs.w = x[o.w + shift]; }
-    return xs;
-}
-
 // All input channels of one tap: x offsets `o` of channel 0 per pixel, weights from vec4
-// index `wi`.
+// index `wi`. load_pixels and the stores: shaders/pixel_runs.wgsl (prepended).
 fn tap_blocked(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u32) {
     let plane = p.in_h * p.in_w;
     var o = o_start;
@@ -220,33 +198,6 @@ fn tap_blocked(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u
         o += vec4<u32>(plane);
         wi += VEC;
     }
-}
-
-// Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, with
-// bias and activation.
-fn store_vec4(n: u32, block: u32, pixel: u32, live: bool, a: vec4<f32>, v: u32) {
-    if (!live) { return; }
-    for (var j = 0u; j < 4u; j++) {
-        let co = (block * VEC + v) * 4u + j;
-        if (co < p.out_channels) {
-            y[(n * p.out_c_total + p.out_c_offset + co) * p.out_pixels + pixel] =
-                activate(a[j] + bias[co]);
-        }
-    }
-}
-
-// Writes pixel r's accumulators. `r` is a constant at every call, so every index into `acc` is
-// one: the accumulators stay in registers.
-fn store_pixel(n: u32, block: u32, pixel: u32, live: bool, acc: ptr<function, Accumulators>,
-               r: u32) {
-    store_vec4(n, block, pixel, live, (*acc)[r * VEC], 0u);
-    if (VEC > 1u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 1u], 1u); }
-    if (VEC > 2u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 2u], 2u); }
-    if (VEC > 3u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 3u], 3u); }
-    if (VEC > 4u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 4u], 4u); }
-    if (VEC > 5u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 5u], 5u); }
-    if (VEC > 6u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 6u], 6u); }
-    if (VEC > 7u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 7u], 7u); }
 }
 
 @compute @workgroup_size(WORKGROUP)

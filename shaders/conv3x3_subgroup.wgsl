@@ -76,43 +76,9 @@ fn activate(v: f32) -> f32 {
     return select(v, max(v, 0.0), p.relu != 0u);
 }
 
-// Register tile, weight loads and broadcasts: shaders/subgroup_tile.wgsl (prepended).
-
-// Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, with
-// bias and activation.
-fn store_vec4(n: u32, block: u32, pixel: u32, live: bool, a: vec4<f32>, v: u32) {
-    if (!live) { return; }
-    for (var j = 0u; j < 4u; j++) {
-        let co = block * 4u * VEC + 4u * v + j;
-        if (co < p.out_channels) {
-            y[(n * p.out_c_total + p.out_c_offset + co) * p.out_pixels + pixel] =
-                activate(a[j] + bias[co]);
-        }
-    }
-}
-
-// Writes pixel r's accumulators. `r` is a constant at every call, so every index into `acc` is
-// one: the accumulators stay in registers.
-fn store_pixel(n: u32, block: u32, pixel: u32, live: bool, acc: ptr<function, Accumulators>,
-               r: u32) {
-    store_vec4(n, block, pixel, live, (*acc)[r * VEC], 0u);
-    store_vec4(n, block, pixel, live, (*acc)[r * VEC + 1u], 1u);
-    if (VEC > 2u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 2u], 2u); }
-    if (VEC > 3u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 3u], 3u); }
-    if (VEC > 4u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 4u], 4u); }
-    if (VEC > 5u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 5u], 5u); }
-    if (VEC > 6u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 6u], 6u); }
-    if (VEC > 7u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 7u], 7u); }
-}
-
-// The pixels' x values for one input channel, `shift` past the tap's channel-0 offsets.
-fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
-    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
-    if (PIX > 1u) { xs.y = x[o.y + shift]; }
-    if (PIX > 2u) { xs.z = x[o.z + shift]; }
-    if (PIX > 3u) { xs.w = x[o.w + shift]; }
-    return xs;
-}
+// Register tile, weight loads and broadcasts: shaders/register_tile.wgsl and
+// shaders/subgroup_tile.wgsl; runs, load_pixels and the stores: shaders/pixel_runs.wgsl
+// (all prepended).
 
 // As `tap` on the channel-packed input: one vec4 load per pixel covers 4 input channels.
 // `o_start` holds the pixels' offsets in vec4s for channel group 0.

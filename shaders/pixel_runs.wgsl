@@ -1,6 +1,7 @@
-// Runs of output pixels cut per tap region, shared by the tap-pruned 3x3 kernels
-// (conv3x3.wgsl's blocked, conv3x3_subgroup.wgsl). The launchers prepend this file; the kernel
-// declares `p` (with out_w and in_w) and WORKGROUP.
+// Runs of output pixels cut per tap region, with the loads and stores that follow them, shared
+// by the tap-pruned 3x3 kernels (conv3x3.wgsl's blocked, conv3x3_subgroup.wgsl). The launchers
+// prepend this file after register_tile.wgsl; the kernel declares `p`, `x`, `bias`, `y`,
+// `activate` and WORKGROUP.
 //
 // A run is up to WORKGROUP*PIX pixels of one rectangle of the output whose pixels all read the
 // same taps from real input (`ConvGeometry::tap_regions`; src/ops/conv3x3.rs `pixel_runs`
@@ -31,4 +32,40 @@ fn tap_live(run: vec4<u32>, dy: i32, dx: i32) -> bool {
     let iy = i32(run.x) + dy;
     let ix = i32(run.y) + dx;
     return iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w);
+}
+
+// The pixels' x values for one input channel, `shift` past the tap's channel-0 offsets.
+fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
+    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
+    if (PIX > 1u) { xs.y = x[o.y + shift]; }
+    if (PIX > 2u) { xs.z = x[o.z + shift]; }
+    if (PIX > 3u) { xs.w = x[o.w + shift]; }
+    return xs;
+}
+
+// Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, with
+// bias and activation.
+fn store_vec4(n: u32, block: u32, pixel: u32, live: bool, a: vec4<f32>, v: u32) {
+    if (!live) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        let co = (block * VEC + v) * 4u + j;
+        if (co < p.out_channels) {
+            y[(n * p.out_c_total + p.out_c_offset + co) * p.out_pixels + pixel] =
+                activate(a[j] + bias[co]);
+        }
+    }
+}
+
+// Writes pixel r's accumulators. `r` is a constant at every call, so every index into `acc` is
+// one: the accumulators stay in registers.
+fn store_pixel(n: u32, block: u32, pixel: u32, live: bool, acc: ptr<function, Accumulators>,
+               r: u32) {
+    store_vec4(n, block, pixel, live, (*acc)[r * VEC], 0u);
+    if (VEC > 1u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 1u], 1u); }
+    if (VEC > 2u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 2u], 2u); }
+    if (VEC > 3u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 3u], 3u); }
+    if (VEC > 4u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 4u], 4u); }
+    if (VEC > 5u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 5u], 5u); }
+    if (VEC > 6u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 6u], 6u); }
+    if (VEC > 7u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 7u], 7u); }
 }

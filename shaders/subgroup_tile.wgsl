@@ -1,15 +1,8 @@
-// The register tile shared by the subgroup convolution kernels (conv3x3_subgroup.wgsl,
-// conv1x1_subgroup.wgsl): accumulators, weight loads by lanes 0..7 and their broadcasts. The
-// launchers prepend this file to each kernel's source (`shader!(..., prelude ...)` in
+// What the subgroup convolution kernels (conv3x3_subgroup.wgsl, conv1x1_subgroup.wgsl) add to
+// the register tile of register_tile.wgsl: weight loads by lanes 0..7 and their broadcasts. The
+// launchers prepend both files to each kernel's source (`shader!(..., prelude [...])` in
 // src/pipeline.rs); the kernel declares `w`, a vec4 weight array in the blocked layout, and
 // WORKGROUP.
-
-// vec4 groups of output channels per invocation (4*VEC channels): 2, 4, 6 or 8 (8..32 channels).
-override VEC: u32 = 2u;
-// Output pixels per invocation, 1..4.
-override PIX: u32 = 2u;
-// Accumulators [r * VEC + v]: pixel r < PIX, channels 4v..4v+3 of the block.
-alias Accumulators = array<vec4<f32>, 32>;
 
 // The weights of 4 input channels (16*VEC floats = 4*VEC vec4s), loaded by lanes 0..7 of the
 // subgroup 8 vec4s at a time: q[k] holds vec4 8k + lane % 8. Each vec4 is one per-lane load and
@@ -23,14 +16,6 @@ fn load_weights(wi: u32, lane: u32) -> WeightLoads {
     if (VEC > 4u) { q[2] = w[wi + 16u + lane]; }
     if (VEC > 6u) { q[3] = w[wi + 24u + lane]; }
     return q;
-}
-
-// acc[r][4v..4v+3] += x_r * wv for every pixel r < PIX; `v` is a constant at every call.
-fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f32>) {
-    (*acc)[v] = fma(vec4<f32>(xs.x), wv, (*acc)[v]);
-    if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
-    if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
-    if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
 }
 
 // Input channel 0 of a group of 4: its 4*VEC weights are vec4s 0*VEC.. of the group's

@@ -13,6 +13,7 @@ use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
     "conv1x1",
+    prelude["register_tile"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
 );
 
@@ -20,7 +21,7 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv1x1_subgroup",
-    prelude["subgroup_tile"],
+    prelude ["register_tile", "subgroup_tile"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
 );
 

@@ -17,7 +17,7 @@ use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
     "conv3x3",
-    prelude["pixel_runs"],
+    prelude ["register_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
 );
 
@@ -25,7 +25,7 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv3x3_subgroup",
-    prelude ["subgroup_tile", "pixel_runs"],
+    prelude ["register_tile", "subgroup_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
