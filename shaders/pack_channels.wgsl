@@ -1,10 +1,11 @@
-// Channel packing: NCHW -> (N, ceil(C / 4), H, W) of vec4, channel 4g + j in component j,
-// zeros past C. The layout of the packed convolution kernels (conv3x3_packed), where one vec4
-// load per pixel brings 4 input channels: on lavapipe a per-lane vec4 load costs ~1.5x a scalar
-// one, so it is ~2.7x cheaper per channel.
+// Channel packing: NCHW -> (N, ceil(C / PACK), H, W, PACK), channel PACK*g + j in float j of
+// its pixel's group g, zeros past C. The layout of the packed convolution kernels, where one
+// load per pixel brings PACK input channels: a vec4<f32> for conv3x3_packed (PACK = 4; on
+// lavapipe a per-lane vec4 load costs ~1.5x a scalar one, so it is ~2.7x cheaper per channel),
+// a vec4<u64> for conv3x3_packed8 (PACK = 8).
 //
-// x: (N, C, H, W)                  contiguous NCHW
-// y: (N, ceil(C / 4), H, W) vec4   contiguous, i.e. an NCHW tensor of shape (N, C4, H, 4W)
+// x: (N, C, H, W)                         contiguous NCHW
+// y: (N, ceil(C / PACK), H, W, PACK)      contiguous, i.e. an NCHW tensor (N, C/PACK, H, PACK*W)
 //
 // A workgroup covers WORKGROUP pixels of one packed plane (n, g), so the plane index is
 // uniform and no lane divides.
@@ -12,7 +13,7 @@
 // Mirrors `PackParams` in src/ops/pack_channels.rs field for field.
 struct Params {
     channels: u32,    // C
-    groups: u32,      // ceil(C / 4)
+    groups: u32,      // ceil(C / PACK)
     plane: u32,       // H * W
     plane_tiles: u32, // ceil(H * W / WORKGROUP)
     total: u32,       // workgroups that do work: N * groups * plane_tiles
@@ -26,6 +27,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 
 override WORKGROUP: u32 = 64u;
+// Channels per packed group: 4 or 8 (two vec4s per pixel).
+override PACK: u32 = 4u;
 
 @compute @workgroup_size(WORKGROUP)
 fn pack_channels(@builtin(workgroup_id) wid: vec3<u32>,
@@ -37,11 +40,15 @@ fn pack_channels(@builtin(workgroup_id) wid: vec3<u32>,
     let pixel = (group % p.plane_tiles) * WORKGROUP + lid;
     if (pixel >= p.plane) { return; }
     let n = plane_index / p.groups;
-    let c = (plane_index % p.groups) * 4u;
-    let src = (n * p.channels + c) * p.plane + pixel;
-    var v = vec4<f32>(x[src], 0.0, 0.0, 0.0);
-    if (c + 1u < p.channels) { v.y = x[src + p.plane]; }
-    if (c + 2u < p.channels) { v.z = x[src + 2u * p.plane]; }
-    if (c + 3u < p.channels) { v.w = x[src + 3u * p.plane]; }
-    y[plane_index * p.plane + pixel] = v;
+    let c = (plane_index % p.groups) * PACK;
+    let out = (plane_index * p.plane + pixel) * (PACK / 4u);
+    for (var k = 0u; k < PACK; k += 4u) {
+        let src = (n * p.channels + c + k) * p.plane + pixel;
+        var v = vec4<f32>();
+        if (c + k < p.channels) { v.x = x[src]; }
+        if (c + k + 1u < p.channels) { v.y = x[src + p.plane]; }
+        if (c + k + 2u < p.channels) { v.z = x[src + 2u * p.plane]; }
+        if (c + k + 3u < p.channels) { v.w = x[src + 3u * p.plane]; }
+        y[out + k / 4u] = v;
+    }
 }

@@ -253,15 +253,21 @@ impl Case {
 
     /// Why `ctx` cannot run this case, if it cannot.
     pub fn unsupported(&self, ctx: &Context) -> Option<String> {
-        let needs_subgroups = match self {
-            Case::Conv3x3 { variant, .. } => variant.needs_subgroups(),
-            Case::Conv1x1 { variant, .. } => *variant == Conv1x1Variant::Subgroup,
-            Case::Conv3x3Config { config, .. } => config.variant.needs_subgroups(),
-            Case::Conv1x1Config { config, .. } => config.variant == Conv1x1Variant::Subgroup,
-            _ => false,
+        let subgroups = || {
+            (!ctx.has_subgroups())
+                .then(|| "adapter has no subgroups of >= 8 invocations".to_string())
         };
-        (needs_subgroups && !ctx.has_subgroups())
-            .then(|| "adapter has no subgroups of >= 8 invocations".to_string())
+        match self {
+            Case::Conv3x3 { variant, .. } => variant.unsupported(ctx).map(str::to_string),
+            Case::Conv3x3Config { config, .. } => {
+                config.variant.unsupported(ctx).map(str::to_string)
+            }
+            Case::Conv1x1 { variant, .. } if *variant == Conv1x1Variant::Subgroup => subgroups(),
+            Case::Conv1x1Config { config, .. } if config.variant == Conv1x1Variant::Subgroup => {
+                subgroups()
+            }
+            _ => None,
+        }
     }
 
     /// Runs the case on the GPU and the reference with data from `seed`; a case the adapter

@@ -197,10 +197,12 @@ impl Context {
         // Ask for everything the adapter offers: wgpu's defaults cap storage bindings at 128 MiB
         // and workgroup storage at 16 KiB whatever the hardware can do.
         let limits = adapter.limits();
-        // Subgroups feed the fastest convolution kernels where the adapter has them.
+        // Subgroups (and 64-bit integers, for 64-bit loads) feed the fastest convolution
+        // kernels where the adapter has them.
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
-            | wgpu::Features::SUBGROUP;
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_INT64;
         let features = adapter.features() & wanted;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("atrous"),
@@ -308,6 +310,12 @@ impl Context {
     /// sizes are powers of two, so a multiple of 8). lavapipe: yes (8); the GL backend: no.
     pub fn has_subgroups(&self) -> bool {
         self.subgroup_min_size >= 8
+    }
+
+    /// Whether shaders may use 64-bit integers (wgpu's SHADER_INT64), which the 64-bit loads
+    /// of `conv3x3_packed8` need. lavapipe: yes; the GL backend: no.
+    pub fn has_int64(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_INT64)
     }
 
     pub fn device(&self) -> &wgpu::Device {

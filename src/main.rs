@@ -340,12 +340,13 @@ fn info() -> atrous::Result<ExitCode> {
     let ctx = Context::new()?;
     let limits = ctx.limits();
     println!(
-        "limits: max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension, timestamps: {}, subgroups of >= 8: {}",
+        "limits: max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension, timestamps: {}, subgroups of >= 8: {}, 64-bit integers: {}",
         limits.max_storage_buffer_binding_size >> 20,
         limits.max_buffer_size >> 20,
         limits.max_compute_workgroups_per_dimension,
         if ctx.has_timestamps() { "yes" } else { "no" },
-        if ctx.has_subgroups() { "yes" } else { "no" }
+        if ctx.has_subgroups() { "yes" } else { "no" },
+        if ctx.has_int64() { "yes" } else { "no" }
     );
     Ok(ExitCode::SUCCESS)
 }

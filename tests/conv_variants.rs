@@ -88,8 +88,8 @@ fn assert_close(what: &str, gpu: &[f32], expected: &HostTensor) {
 /// Runs `config` on SHAPES random problems (or reports it skipped).
 fn check_conv3x3(config: Conv3x3Config) {
     let _gpu = gpu();
-    if config.variant.needs_subgroups() && !ctx().has_subgroups() {
-        eprintln!("skipped {config}: the adapter has no subgroups");
+    if let Some(reason) = config.variant.unsupported(ctx()) {
+        eprintln!("skipped {config}: {reason}");
         return;
     }
     for seed in 0..SHAPES {
@@ -190,6 +190,17 @@ fn conv3x3_packed_matches_reference_under_every_tile() {
     }
 }
 
+/// The 64-bit-load kernel under the subgroup tiles it takes (2, 4 or 8 vec4s) and a workgroup
+/// of two subgroups.
+#[test]
+fn conv3x3_packed8_matches_reference_under_every_tile() {
+    check_conv3x3(Conv3x3Variant::Packed8.into());
+    let tiles = SUBGROUP_TILES.into_iter().filter(|t| t.vec4s != 6);
+    for tile in tiles.chain([RegisterTile::new(4, 1, 16)]) {
+        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Packed8, tile));
+    }
+}
+
 /// The default resolves to a concrete kernel this adapter runs, and that kernel is right.
 #[test]
 fn conv3x3_default_matches_reference() {
@@ -204,7 +215,9 @@ fn conv3x3_default_matches_reference() {
         Conv3x3Variant::default(),
     )
     .unwrap();
-    let expected = if ctx().has_subgroups() {
+    let expected = if ctx().has_subgroups() && ctx().has_int64() {
+        Conv3x3Variant::Packed8
+    } else if ctx().has_subgroups() {
         Conv3x3Variant::Packed
     } else {
         Conv3x3Variant::Blocked
@@ -276,8 +289,14 @@ fn configs_round_trip_and_reject_bad_tiles() {
         "packed:c16p3w8".parse::<Conv3x3Config>().unwrap(),
         Conv3x3Config::new(Conv3x3Variant::Packed, RegisterTile::new(4, 3, 8))
     );
-    let error = "packed".parse::<Conv1x1Config>().unwrap_err().to_string();
-    assert!(error.contains("found 'packed'"), "{error}");
+    assert_eq!(
+        "conv3x3_packed8:c8p4w16".parse::<Conv3x3Config>().unwrap(),
+        Conv3x3Config::new(Conv3x3Variant::Packed8, RegisterTile::new(2, 4, 16))
+    );
+    for variant in ["packed", "packed8"] {
+        let error = variant.parse::<Conv1x1Config>().unwrap_err().to_string();
+        assert!(error.contains(&format!("found '{variant}'")), "{error}");
+    }
     let weights = Rng::new(6).conv_weights(4, 4, 3, false);
     let bad = Conv3x3Config::new(Conv3x3Variant::Blocked, RegisterTile::new(9, 1, 8));
     let error = Conv3x3::with_config(
@@ -291,25 +310,56 @@ fn configs_round_trip_and_reject_bad_tiles() {
     .err()
     .expect("a 36-channel blocked tile is out of range");
     assert!(error.to_string().contains("c36p1w8"), "{error}");
+    // packed8 spells out broadcasts for 2, 4 and 8 vec4s only; without subgroups or 64-bit
+    // integers the error names what is missing instead.
+    let bad = Conv3x3Config::new(Conv3x3Variant::Packed8, RegisterTile::new(6, 2, 8));
+    let error = Conv3x3::with_config(
+        ctx(),
+        "conv",
+        &weights,
+        ConvGeometry::same_3x3(1),
+        false,
+        bad,
+    )
+    .err()
+    .expect("a 24-channel packed8 tile is rejected")
+    .to_string();
+    let expected = match Conv3x3Variant::Packed8.unsupported(ctx()) {
+        None => "c24p2w8",
+        Some(_) if !ctx().has_subgroups() => "subgroup",
+        Some(_) => "64-bit integers",
+    };
+    assert!(error.contains(expected), "{error}");
 }
 
-/// The packed kernels' input layout: (N, ceil(C / 4), H, W, 4) with zeros past C, exactly.
+/// The packed kernels' input layout: (N, ceil(C / P), H, W, P) with zeros past C, exactly, for
+/// both group sizes.
 #[test]
 fn pack_channels_matches_host_packing() {
     let _gpu = gpu();
     let mut rng = Rng::new(41);
-    for shape in [[2, 5, 3, 7], [1, 8, 1, 1], [1, 1, 4, 9], [3, 3, 17, 5]] {
-        let (x, hx) = upload(&mut rng, shape);
-        let packed = atrous::ops::pack_channels(ctx(), &x).unwrap();
-        let [n, c, h, w] = shape;
-        let groups = c.div_ceil(4);
-        assert_eq!(packed.shape(), [n, groups, h, 4 * w]);
-        let mut expected = vec![0.0f32; n * groups * h * w * 4];
-        for (i, &v) in hx.data.iter().enumerate() {
-            let (b, ch, pixel) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
-            let plane = b * groups + ch / 4;
-            expected[(plane * h * w + pixel) * 4 + ch % 4] = v as f32;
+    for pack in [4, 8] {
+        for shape in [[2, 5, 3, 7], [1, 8, 1, 1], [1, 1, 4, 9], [3, 11, 17, 5]] {
+            let (x, hx) = upload(&mut rng, shape);
+            let packed = atrous::ops::pack_channels(ctx(), &x, pack).unwrap();
+            let [n, c, h, w] = shape;
+            let groups = c.div_ceil(pack);
+            assert_eq!(packed.shape(), [n, groups, h, pack * w]);
+            let mut expected = vec![0.0f32; n * groups * h * w * pack];
+            for (i, &v) in hx.data.iter().enumerate() {
+                let (b, ch, pixel) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
+                let plane = b * groups + ch / pack;
+                expected[(plane * h * w + pixel) * pack + ch % pack] = v as f32;
+            }
+            assert_eq!(
+                packed.to_vec(ctx()).unwrap(),
+                expected,
+                "pack {pack}, {shape:?}"
+            );
         }
-        assert_eq!(packed.to_vec(ctx()).unwrap(), expected, "{shape:?}");
     }
+    let error = atrous::ops::pack_channels(ctx(), &upload(&mut rng, [1, 4, 2, 2]).0, 6)
+        .err()
+        .expect("groups of 6 channels are rejected");
+    assert!(error.to_string().contains("4 or 8"), "{error}");
 }

@@ -145,6 +145,7 @@ impl ConvVariant for Conv1x1Variant {
     const BLOCKED: Self = Conv1x1Variant::Blocked;
     const SUBGROUP: Self = Conv1x1Variant::Subgroup;
     const PACKED: Option<Self> = None;
+    const PACKED8: Option<Self> = None;
     const AUTO: Self = Conv1x1Variant::Auto;
 
     fn entry_point(self) -> &'static str {

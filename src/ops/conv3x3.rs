@@ -29,6 +29,13 @@ const SUBGROUP_SHADER: Shader = shader!(
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
+/// The variant with 64-bit loads, which also needs 64-bit integers in shaders; same bindings.
+const PACKED8_SHADER: Shader = shader!(
+    "conv3x3_packed8",
+    prelude ["register_tile", "pixel_runs"],
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
+);
+
 /// Kernel variants, side by side and all tested.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Conv3x3Variant {
@@ -45,6 +52,10 @@ pub enum Conv3x3Variant {
     /// As `Subgroup`, reading a channel-packed copy of the input (shaders/pack_channels.wgsl,
     /// run as part of the launch): one vec4 load per pixel covers 4 input channels.
     Packed,
+    /// As `Packed` with every load 64 bits wide: vec4<u64>s of 8 packed input channels and of
+    /// 8 weights (shaders/conv3x3_packed8.wgsl), half the loads per multiply-add. Also needs
+    /// [`Context::has_int64`].
+    Packed8,
     /// The fastest variant this adapter supports for the layer's shape, from measurements:
     /// [`Conv3x3Config::select`].
     #[default]
@@ -54,12 +65,13 @@ pub enum Conv3x3Variant {
 impl Conv3x3Variant {
     /// Every variant, `Auto` included. [`Conv3x3Variant::available`] leaves out the ones the
     /// adapter cannot run.
-    pub const ALL: [Conv3x3Variant; 6] = [
+    pub const ALL: [Conv3x3Variant; 7] = [
         Conv3x3Variant::Direct,
         Conv3x3Variant::Tiled,
         Conv3x3Variant::Blocked,
         Conv3x3Variant::Subgroup,
         Conv3x3Variant::Packed,
+        Conv3x3Variant::Packed8,
         Conv3x3Variant::Auto,
     ];
 
@@ -67,13 +79,27 @@ impl Conv3x3Variant {
     pub fn available(ctx: &Context) -> Vec<Conv3x3Variant> {
         Self::ALL
             .into_iter()
-            .filter(|v| !v.needs_subgroups() || ctx.has_subgroups())
+            .filter(|v| v.unsupported(ctx).is_none())
             .collect()
     }
 
     /// Whether the variant's kernel uses subgroup operations.
     pub fn needs_subgroups(self) -> bool {
-        matches!(self, Conv3x3Variant::Subgroup | Conv3x3Variant::Packed)
+        matches!(
+            self,
+            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed | Conv3x3Variant::Packed8
+        )
+    }
+
+    /// Why `ctx` cannot run the variant, if it cannot.
+    pub fn unsupported(self, ctx: &Context) -> Option<&'static str> {
+        if self.needs_subgroups() && !ctx.has_subgroups() {
+            Some("adapter has no subgroups of >= 8 invocations")
+        } else if self == Conv3x3Variant::Packed8 && !ctx.has_int64() {
+            Some("adapter has no 64-bit integers in shaders")
+        } else {
+            None
+        }
     }
 
     /// The entry point (`conv3x3_auto` for `Auto`, which resolves to another one).
@@ -84,6 +110,7 @@ impl Conv3x3Variant {
             Conv3x3Variant::Blocked => "conv3x3_blocked",
             Conv3x3Variant::Subgroup => "conv3x3_subgroup",
             Conv3x3Variant::Packed => "conv3x3_packed",
+            Conv3x3Variant::Packed8 => "conv3x3_packed8",
             Conv3x3Variant::Auto => "conv3x3_auto",
         }
     }
@@ -104,7 +131,8 @@ impl Conv3x3Config {
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
     /// and GL, ASPP 512->256 at 33x33): where the adapter has subgroups, the packed subgroup
     /// kernel (1.3-1.5x the subgroup one on the same input, which was 3.7-3.9x the tiled
-    /// one); the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at 18 on GL).
+    /// one), with 64-bit loads where it also has 64-bit integers (1.2x the 32-bit loads);
+    /// the blocked one otherwise (1.9x at rate 6, 1.5x at 12, 1.0x at 18 on GL).
     /// c16p3w8 is best at every ASPP rate and within 2% of c16p4w8 on PSPNet's 60x60
     /// bottleneck; the best tile per shape is `atrous tune`'s job. Narrow layers take a
     /// narrower block.
@@ -115,7 +143,11 @@ impl Conv3x3Config {
             } else {
                 Self::SUBGROUP_TILE
             };
-            Conv3x3Config::new(Conv3x3Variant::Packed, tile)
+            let variant = match Conv3x3Variant::Packed8.unsupported(ctx) {
+                None => Conv3x3Variant::Packed8,
+                Some(_) => Conv3x3Variant::Packed,
+            };
+            Conv3x3Config::new(variant, tile)
         } else {
             Conv3x3Config::new(Conv3x3Variant::Blocked, Self::BLOCKED_TILE)
         }
@@ -144,11 +176,19 @@ impl Conv3x3Config {
                 (8, 1),
             ] {
                 for workgroup in [8, 16] {
-                    for variant in [Conv3x3Variant::Subgroup, Conv3x3Variant::Packed] {
-                        all.push(Conv3x3Config::new(
-                            variant,
-                            RegisterTile::new(vec4s, pixels, workgroup),
-                        ));
+                    for variant in [
+                        Conv3x3Variant::Subgroup,
+                        Conv3x3Variant::Packed,
+                        Conv3x3Variant::Packed8,
+                    ] {
+                        // packed8 spells out the broadcasts of 2, 4 and 8 vec4s only.
+                        let fits = variant != Conv3x3Variant::Packed8 || vec4s != 6;
+                        if fits && variant.unsupported(ctx).is_none() {
+                            all.push(Conv3x3Config::new(
+                                variant,
+                                RegisterTile::new(vec4s, pixels, workgroup),
+                            ));
+                        }
                     }
                 }
             }
@@ -164,6 +204,7 @@ impl ConvVariant for Conv3x3Variant {
     const BLOCKED: Self = Conv3x3Variant::Blocked;
     const SUBGROUP: Self = Conv3x3Variant::Subgroup;
     const PACKED: Option<Self> = Some(Conv3x3Variant::Packed);
+    const PACKED8: Option<Self> = Some(Conv3x3Variant::Packed8);
     const AUTO: Self = Conv3x3Variant::Auto;
 
     fn entry_point(self) -> &'static str {
@@ -172,7 +213,9 @@ impl ConvVariant for Conv3x3Variant {
 
     fn default_tile(self) -> RegisterTile {
         match self {
-            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => Conv3x3Config::SUBGROUP_TILE,
+            Conv3x3Variant::Subgroup | Conv3x3Variant::Packed | Conv3x3Variant::Packed8 => {
+                Conv3x3Config::SUBGROUP_TILE
+            }
             _ => Conv3x3Config::BLOCKED_TILE,
         }
     }
@@ -208,6 +251,27 @@ fn pixel_runs(regions: &[TapRegion], run_pixels: usize) -> Result<Vec<[u32; 4]>>
         }
     }
     Ok(runs)
+}
+
+/// conv3x3_packed8's weights from the blocked layout of C_in rounded up to 8 (per block of
+/// `4 * vec4s` output channels and tap: C_in x block floats). Each group of 8 input channels
+/// holds `8 * vec4s` weight vec4s g = c * vec4s + v; they are dealt out in rounds of 16, one
+/// vec4<u64> (8 floats) per lane of 8: vec4 g goes to round g / 16, lane g % 8, and interleaves
+/// into the even floats (g / 8 even) or the odd ones, so that the kernel's low and high halves
+/// of the lane's u64s are whole vec4s (shaders/conv3x3_packed8.wgsl).
+pub(crate) fn interleaved_rounds(blocked: &[f32], vec4s: usize) -> Vec<f32> {
+    let group = 32 * vec4s;
+    debug_assert!(vec4s % 2 == 0 && blocked.len() % group == 0);
+    let mut out = vec![0.0; blocked.len()];
+    for (src, dst) in blocked.chunks(group).zip(out.chunks_mut(group)) {
+        for g in 0..8 * vec4s {
+            let (round, lane, half) = (g / 16, g % 8, (g / 8) % 2);
+            for j in 0..4 {
+                dst[(round * 8 + lane) * 8 + 2 * j + half] = src[g * 4 + j];
+            }
+        }
+    }
+    out
 }
 
 /// Output pixels per invocation along a row in the tiled variant (`TILE_W` in the shader).
@@ -331,6 +395,13 @@ impl Conv3x3 {
                 .weights
                 .padded_in_channels(4)
                 .packed_blocked(config.tile.block_channels()),
+            Conv3x3Variant::Packed8 => interleaved_rounds(
+                &self
+                    .weights
+                    .padded_in_channels(8)
+                    .packed_blocked(config.tile.block_channels()),
+                config.tile.vec4s as usize,
+            ),
             Conv3x3Variant::Auto => unreachable!("resolved configurations only"),
         };
         let buffer =
@@ -428,7 +499,10 @@ impl Conv3x3 {
                     WORKGROUP_CONSTANT.to_vec(),
                 )
             }
-            Conv3x3Variant::Blocked | Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => {
+            Conv3x3Variant::Blocked
+            | Conv3x3Variant::Subgroup
+            | Conv3x3Variant::Packed
+            | Conv3x3Variant::Packed8 => {
                 let count = n * channel_blocks * pixel_tiles;
                 (count, count as u64, tile.constants().to_vec())
             }
@@ -436,11 +510,19 @@ impl Conv3x3 {
         };
         let shader = match config.variant {
             Conv3x3Variant::Subgroup | Conv3x3Variant::Packed => &SUBGROUP_SHADER,
+            Conv3x3Variant::Packed8 => &PACKED8_SHADER,
             _ => &SHADER,
         };
         let params = Conv3x3Params {
             batch: to_u32("batch", n)?,
-            in_channels: to_u32("in_channels", self.in_channels)?,
+            // conv3x3_packed8 reads C_in rounded up to its groups of 8 (zeros past C_in).
+            in_channels: to_u32(
+                "in_channels",
+                match config.variant {
+                    Conv3x3Variant::Packed8 => self.in_channels.next_multiple_of(8),
+                    _ => self.in_channels,
+                },
+            )?,
             in_h: to_u32("H", in_h)?,
             in_w: to_u32("W", in_w)?,
             out_channels: to_u32("out_channels", out_c)?,
@@ -470,17 +552,23 @@ impl Conv3x3 {
         };
         // The packed variant reads a channel-packed copy of the input, made by the launch's
         // first dispatch; the subgroup shader's other entry point leaves that binding unread.
-        let packed = match config.variant {
-            Conv3x3Variant::Packed => Some(pack_channels::prepare_packed(
+        let pack = match config.variant {
+            Conv3x3Variant::Packed => Some(4),
+            Conv3x3Variant::Packed8 => Some(8),
+            _ => None,
+        };
+        let packed = match pack {
+            Some(pack) => Some(pack_channels::prepare_packed(
                 ctx,
                 input,
+                pack,
                 &format!("{} packed input", self.name),
             )?),
-            _ => None,
+            None => None,
         };
         let runs = ctx.upload(&format!("{} pixel runs", self.name), &runs)?;
         let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer(), &runs];
-        if shader == &SUBGROUP_SHADER {
+        if shader == &SUBGROUP_SHADER || shader == &PACKED8_SHADER {
             buffers.push(packed.as_ref().map_or(input.buffer(), |(_, b)| b));
         }
         let launch = Launch::new(

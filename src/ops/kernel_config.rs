@@ -19,6 +19,8 @@ pub trait ConvVariant: Copy + Eq + Hash + Debug + Default + 'static {
     const SUBGROUP: Self;
     /// The subgroup kernel reading a channel-packed copy of the input, where the op has one.
     const PACKED: Option<Self>;
+    /// The same with 64-bit loads of 8 packed channels, where the op has one.
+    const PACKED8: Option<Self>;
     const AUTO: Self;
 
     /// The entry point (`<OP>_auto` for `AUTO`, which resolves to another one).
@@ -52,7 +54,7 @@ impl<V: ConvVariant> KernelConfig<V> {
         }
         if self.variant == V::BLOCKED {
             self.tile.validate(name, &[1, 2, 3, 4, 5, 6, 7, 8], 4)?;
-        } else if self.variant == V::SUBGROUP || Some(self.variant) == V::PACKED {
+        } else if self.variant == V::SUBGROUP || self.is_packed() {
             if !ctx.has_subgroups() {
                 return Err(Error::invalid(
                     name,
@@ -64,24 +66,42 @@ impl<V: ConvVariant> KernelConfig<V> {
                     ),
                 ));
             }
-            self.tile.validate(name, &[2, 4, 6, 8], 4)?;
+            if Some(self.variant) == V::PACKED8 {
+                if !ctx.has_int64() {
+                    return Err(Error::invalid(
+                        name,
+                        format!(
+                            "needs 64-bit integers in shaders (SHADER_INT64); adapter '{}' has \
+                             none (use {}_packed)",
+                            ctx.adapter().name,
+                            V::OP
+                        ),
+                    ));
+                }
+                // Its broadcasts spell out the lanes of these widths only.
+                self.tile.validate(name, &[2, 4, 8], 4)?;
+            } else {
+                self.tile.validate(name, &[2, 4, 6, 8], 4)?;
+            }
         }
         Ok(self)
     }
 
+    fn is_packed(&self) -> bool {
+        Some(self.variant) == V::PACKED || Some(self.variant) == V::PACKED8
+    }
+
     /// `conv3x3_blocked:c16p1w8`, or the entry point alone for the untiled variants.
     pub fn label(&self) -> String {
-        if self.variant == V::BLOCKED
-            || self.variant == V::SUBGROUP
-            || Some(self.variant) == V::PACKED
-        {
+        if self.variant == V::BLOCKED || self.variant == V::SUBGROUP || self.is_packed() {
             format!("{}:{}", self.variant.entry_point(), self.tile.label())
         } else {
             self.variant.entry_point().to_string()
         }
     }
 
-    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `packed` (where the op has it), `auto`,
+    /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `packed` and `packed8` (where the op has
+    /// them), `auto`,
     /// optionally with a tile as in `blocked:c16p1w8` (an `<op>_` prefix is accepted).
     pub fn parse(text: &str) -> Result<Self> {
         let prefix = format!("{}_", V::OP);
@@ -97,11 +117,12 @@ impl<V: ConvVariant> KernelConfig<V> {
             "subgroup" => V::SUBGROUP,
             "auto" => V::AUTO,
             "packed" if V::PACKED.is_some() => V::PACKED.unwrap(),
+            "packed8" if V::PACKED8.is_some() => V::PACKED8.unwrap(),
             _ => {
-                let packed = if V::PACKED.is_some() {
-                    ", packed[:c16p2w8]"
-                } else {
-                    ""
+                let packed = match (V::PACKED, V::PACKED8) {
+                    (Some(_), Some(_)) => ", packed[:c16p2w8], packed8[:c16p2w8]",
+                    (Some(_), None) => ", packed[:c16p2w8]",
+                    _ => "",
                 };
                 return Err(Error::invalid(
                     format!("{} variant", V::OP),

@@ -1,12 +1,13 @@
 //! Launcher of `shaders/pack_channels.wgsl`: NCHW to the channel-packed layout of the packed
 //! convolution kernels.
 //!
-//! x: (N, C, H, W)  y: (N, ceil(C / 4), H, W, 4), zeros past C; as an NCHW tensor
-//! (N, ceil(C / 4), H, 4W).
+//! x: (N, C, H, W)  y: (N, ceil(C / P), H, W, P), zeros past C, with P = 4 (conv3x3_packed) or
+//! 8 (conv3x3_packed8); as an NCHW tensor (N, ceil(C / P), H, P*W).
 
 use crate::context::Context;
+use crate::error::Error;
 use crate::error::Result;
-use crate::ops::{to_u32, WORKGROUP, WORKGROUP_CONSTANT};
+use crate::ops::{to_u32, WORKGROUP};
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::tensor::Tensor;
 
@@ -24,16 +25,34 @@ struct PackParams {
     _pad: [u32; 3],
 }
 
-/// The packed shape of an NCHW `shape`, as an NCHW tensor: (N, ceil(C / 4), H, 4W).
-pub fn packed_shape([n, c, h, w]: [usize; 4]) -> [usize; 4] {
-    [n, c.div_ceil(4), h, 4 * w]
+/// The packed shape of an NCHW `shape` in groups of `pack` channels, as an NCHW tensor:
+/// (N, ceil(C / pack), H, pack * W).
+pub fn packed_shape([n, c, h, w]: [usize; 4], pack: usize) -> [usize; 4] {
+    [n, c.div_ceil(pack), h, pack * w]
 }
 
-/// Builds the dispatch packing `input` into `output`, a buffer of at least
-/// `packed_shape(input.shape())` floats.
-pub(crate) fn prepare(ctx: &Context, input: &Tensor, output: &wgpu::Buffer) -> Result<Launch> {
+fn check_pack(pack: usize) -> Result<()> {
+    if pack == 4 || pack == 8 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "pack_channels group",
+            format!("4 or 8 channels, found {pack}"),
+        ))
+    }
+}
+
+/// Builds the dispatch packing `input` in groups of `pack` (4 or 8) channels into `output`, a
+/// buffer of at least `packed_shape(input.shape(), pack)` floats.
+pub(crate) fn prepare(
+    ctx: &Context,
+    input: &Tensor,
+    pack: usize,
+    output: &wgpu::Buffer,
+) -> Result<Launch> {
+    check_pack(pack)?;
     let [n, c, h, w] = input.shape();
-    let groups = c.div_ceil(4);
+    let groups = c.div_ceil(pack);
     let plane_tiles = (h * w).div_ceil(WORKGROUP as usize);
     let total = n * groups * plane_tiles;
     let params = PackParams {
@@ -44,13 +63,13 @@ pub(crate) fn prepare(ctx: &Context, input: &Tensor, output: &wgpu::Buffer) -> R
         total: to_u32("workgroups", total)?,
         _pad: [0; 3],
     };
-    let packed = packed_shape(input.shape());
+    let packed = packed_shape(input.shape(), pack);
     Ok(Launch::new(
         ctx,
         format!("pack_channels {}", shape_text(input.shape())),
         &SHADER,
         "pack_channels",
-        &WORKGROUP_CONSTANT,
+        &[("WORKGROUP", WORKGROUP as f64), ("PACK", pack as f64)],
         &params,
         &[input.buffer(), output],
         total as u64,
@@ -58,29 +77,32 @@ pub(crate) fn prepare(ctx: &Context, input: &Tensor, output: &wgpu::Buffer) -> R
     .with_cost(Cost {
         bytes: 4.0 * (input.len() + packed.iter().product::<usize>()) as f64,
         shape: format!("{} -> {}", shape_text(input.shape()), shape_text(packed)),
-        params: "pack channels by 4".to_string(),
+        params: format!("pack channels by {pack}"),
         ..Cost::default()
     }))
 }
 
-/// The dispatch packing `input` into a new buffer, which the launch keeps alive; the buffer is
-/// returned too, for the kernel that reads it (the launch recorded first, see
-/// [`Launch::after`]).
+/// The dispatch packing `input` in groups of `pack` channels into a new buffer, which the
+/// launch keeps alive; the buffer is returned too, for the kernel that reads it (the launch
+/// recorded first, see [`Launch::after`]).
 pub(crate) fn prepare_packed(
     ctx: &Context,
     input: &Tensor,
+    pack: usize,
     what: &str,
 ) -> Result<(Launch, wgpu::Buffer)> {
-    let bytes = 4 * packed_shape(input.shape()).iter().product::<usize>() as u64;
+    let bytes = 4 * packed_shape(input.shape(), pack).iter().product::<usize>() as u64;
     let buffer = ctx.storage_buffer(what, bytes)?;
-    let launch = prepare(ctx, input, &buffer)?.owning(buffer.clone());
+    let launch = prepare(ctx, input, pack, &buffer)?.owning(buffer.clone());
     Ok((launch, buffer))
 }
 
-/// Eager packing: allocates the packed tensor (N, ceil(C / 4), H, 4W), runs, returns it.
-pub fn pack_channels(ctx: &Context, input: &Tensor) -> Result<Tensor> {
-    let output = Tensor::empty(ctx, "packed channels", packed_shape(input.shape()))?;
-    let launch = prepare(ctx, input, output.buffer())?;
+/// Eager packing in groups of `pack` (4 or 8) channels: allocates the packed tensor
+/// (N, ceil(C / pack), H, pack * W), runs, returns it.
+pub fn pack_channels(ctx: &Context, input: &Tensor, pack: usize) -> Result<Tensor> {
+    check_pack(pack)?;
+    let output = Tensor::empty(ctx, "packed channels", packed_shape(input.shape(), pack))?;
+    let launch = prepare(ctx, input, pack, output.buffer())?;
     Launch::run_all(ctx, &[&launch])?;
     Ok(output)
 }

@@ -1,0 +1,227 @@
+// Dilated 3x3 convolution, stride 1, any padding, optional bias and fused ReLU: the packed
+// subgroup kernel of conv3x3_subgroup.wgsl with every load 64 bits wide, 8 input channels at a
+// time. Needs subgroups (of >= 8 invocations, a multiple of 8) and 64-bit integers in shaders
+// (wgpu's SHADER_INT64), hence its own module.
+//
+// x8: (N, ceil(C_in / 8), H, W) of 8 floats, as vec4<u64> (pack_channels.wgsl with PACK = 8):
+//     channel 8g + k of a pixel is float k of its group g, zeros past C_in
+// w: (ceil(C_out / (4 VEC)), 9, ceil(C_in / 8), VEC / 2, 8) of vec4<u64> — per block of 4*VEC
+//    output channels, tap and group of 8 input channels, VEC / 2 rounds of one vec4<u64> per
+//    lane (`Conv3x3::layout`, `ConvWeights::interleaved_rounds`): the group's 8*VEC weight vec4s
+//    g = c*VEC + v (input channel c, output channels 4v..4v+3) sit at round g / 16, lane g % 8,
+//    in the even floats (g / 8 even) or the odd ones.
+// bias: (C_out,) (a zero buffer when the conv has none)
+// y: (N, out_c_total, H_out, W_out)    this conv writes channels [out_c_offset, +C_out)
+// runs: (pixel_tiles,) of vec4<u32>    one run of output pixels per workgroup (pixel_runs.wgsl)
+//
+// Why 64-bit loads: on lavapipe a per-lane buffer load is a loop over the lanes with a bounds
+// test and a branch per component (~35 instructions per lane for a vec4), whatever the width
+// of the components. A vec4<u64> brings 8 floats for the cost of a vec4<f32>'s 4, and the
+// loads, not the multiply-adds, bound the packed kernel (BENCHMARKS.md). Splitting a u64 into
+// two floats is a shift and two truncations per 8 lanes. On GPUs it is a 32-byte load.
+//
+// Work split, runs and tap pruning: as conv3x3_subgroup.wgsl. Per 8 input channels of one tap
+// an invocation does PIX loads of x8, VEC/2 loads of w, 8*VEC vec4 broadcasts and 32*VEC*PIX
+// FMAs. VEC is 2, 4 or 8.
+
+// Mirrors `Conv3x3Params` in src/ops/conv3x3.rs field for field (shared with conv3x3.wgsl).
+struct Params {
+    batch: u32,
+    in_channels: u32,    // C_in rounded up to 8 (the packed copy's and the weights' count)
+    in_h: u32,
+    in_w: u32,
+    out_channels: u32,
+    out_h: u32,
+    out_w: u32,
+    dilation: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_c_total: u32,
+    out_c_offset: u32,
+    relu: u32,
+    tiles_w: u32,        // (tiled variant, unused here)
+    channel_groups: u32, // (tiled variant, unused here)
+    total: u32,          // workgroups that do work
+    out_pixels: u32,     // out_h * out_w
+    pixel_tiles: u32,    // runs of pixels (entries of `runs`)
+    channel_blocks: u32, // ceil(out_channels / (4 * VEC))
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// The unpacked input (N, C_in, H, W): bound for the shared binding layout, read only by the
+// prelude's load_pixels, which this kernel does not call.
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u64>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read> x8: array<vec4<u64>>;
+
+override WORKGROUP: u32 = 8u;
+
+fn activate(v: f32) -> f32 {
+    return select(v, max(v, 0.0), p.relu != 0u);
+}
+
+// The floats in the low and high halves of four u64s (memory order: low first).
+fn low_floats(v: vec4<u64>) -> vec4<f32> {
+    return bitcast<vec4<f32>>(vec4<u32>(v));
+}
+
+fn high_floats(v: vec4<u64>) -> vec4<f32> {
+    return bitcast<vec4<f32>>(vec4<u32>(v >> vec4<u32>(32u)));
+}
+
+// A group's weights as lane `lane` loaded them: q[k] is weight vec4 8k + lane (round k / 2,
+// even floats for even k).
+alias WideWeights = array<vec4<f32>, 8>;
+
+fn load_weights(wi: u32, lane: u32) -> WideWeights {
+    var q: WideWeights;
+    let r0 = w[wi + lane];
+    q[0] = low_floats(r0);
+    q[1] = high_floats(r0);
+    if (VEC > 2u) {
+        let r1 = w[wi + 8u + lane];
+        q[2] = low_floats(r1);
+        q[3] = high_floats(r1);
+    }
+    if (VEC > 4u) {
+        let r2 = w[wi + 16u + lane];
+        let r3 = w[wi + 24u + lane];
+        q[4] = low_floats(r2);
+        q[5] = high_floats(r2);
+        q[6] = low_floats(r3);
+        q[7] = high_floats(r3);
+    }
+    return q;
+}
+
+// Input channel `c` (0..7, a constant at every call) of the group: its weight vec4s
+// g = c*VEC + v are q[g / 8] of lane g % 8. Lane indices of broadcasts must be constants, so
+// each VEC spells its lanes out; `c % k` folds away with `c`.
+fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, q: ptr<function, WideWeights>,
+               c: u32) {
+    if (VEC == 2u) {
+        let wq = (*q)[c / 4u];
+        let half = c % 4u;
+        if (half == 0u) {
+            mac_vec4(acc, 0u, subgroupBroadcast(wq, 0u), xs);
+            mac_vec4(acc, 1u, subgroupBroadcast(wq, 1u), xs);
+        } else if (half == 1u) {
+            mac_vec4(acc, 0u, subgroupBroadcast(wq, 2u), xs);
+            mac_vec4(acc, 1u, subgroupBroadcast(wq, 3u), xs);
+        } else if (half == 2u) {
+            mac_vec4(acc, 0u, subgroupBroadcast(wq, 4u), xs);
+            mac_vec4(acc, 1u, subgroupBroadcast(wq, 5u), xs);
+        } else {
+            mac_vec4(acc, 0u, subgroupBroadcast(wq, 6u), xs);
+            mac_vec4(acc, 1u, subgroupBroadcast(wq, 7u), xs);
+        }
+    }
+    if (VEC == 4u) {
+        let wq = (*q)[c / 2u];
+        if (c % 2u == 0u) {
+            mac_vec4(acc, 0u, subgroupBroadcast(wq, 0u), xs);
+            mac_vec4(acc, 1u, subgroupBroadcast(wq, 1u), xs);
+            mac_vec4(acc, 2u, subgroupBroadcast(wq, 2u), xs);
+            mac_vec4(acc, 3u, subgroupBroadcast(wq, 3u), xs);
+        } else {
+            mac_vec4(acc, 0u, subgroupBroadcast(wq, 4u), xs);
+            mac_vec4(acc, 1u, subgroupBroadcast(wq, 5u), xs);
+            mac_vec4(acc, 2u, subgroupBroadcast(wq, 6u), xs);
+            mac_vec4(acc, 3u, subgroupBroadcast(wq, 7u), xs);
+        }
+    }
+    if (VEC == 8u) {
+        let wq = (*q)[c];
+        mac_vec4(acc, 0u, subgroupBroadcast(wq, 0u), xs);
+        mac_vec4(acc, 1u, subgroupBroadcast(wq, 1u), xs);
+        mac_vec4(acc, 2u, subgroupBroadcast(wq, 2u), xs);
+        mac_vec4(acc, 3u, subgroupBroadcast(wq, 3u), xs);
+        mac_vec4(acc, 4u, subgroupBroadcast(wq, 4u), xs);
+        mac_vec4(acc, 5u, subgroupBroadcast(wq, 5u), xs);
+        mac_vec4(acc, 6u, subgroupBroadcast(wq, 6u), xs);
+        mac_vec4(acc, 7u, subgroupBroadcast(wq, 7u), xs);
+    }
+}
+
+// All input channels of one tap: x8 offsets `o_start` of group 0 per pixel, weights from
+// `wi_start` (both in vec4<u64>s).
+fn tap(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u32, lane: u32) {
+    let plane = p.in_h * p.in_w;
+    var o = o_start;
+    var wi = wi_start;
+    let groups = p.in_channels / 8u;
+    for (var i = 0u; i < groups; i++) {
+        var q = load_weights(wi, lane);
+        let x0 = x8[o.x];
+        var x1 = vec4<u64>();
+        var x2 = vec4<u64>();
+        var x3 = vec4<u64>();
+        if (PIX > 1u) { x1 = x8[o.y]; }
+        if (PIX > 2u) { x2 = x8[o.z]; }
+        if (PIX > 3u) { x3 = x8[o.w]; }
+        // Channel 2j is float j of the low halves, channel 2j + 1 of the high ones.
+        let e0 = low_floats(x0);
+        let e1 = low_floats(x1);
+        let e2 = low_floats(x2);
+        let e3 = low_floats(x3);
+        let d0 = high_floats(x0);
+        let d1 = high_floats(x1);
+        let d2 = high_floats(x2);
+        let d3 = high_floats(x3);
+        mac_channel(acc, vec4<f32>(e0.x, e1.x, e2.x, e3.x), &q, 0u);
+        mac_channel(acc, vec4<f32>(d0.x, d1.x, d2.x, d3.x), &q, 1u);
+        mac_channel(acc, vec4<f32>(e0.y, e1.y, e2.y, e3.y), &q, 2u);
+        mac_channel(acc, vec4<f32>(d0.y, d1.y, d2.y, d3.y), &q, 3u);
+        mac_channel(acc, vec4<f32>(e0.z, e1.z, e2.z, e3.z), &q, 4u);
+        mac_channel(acc, vec4<f32>(d0.z, d1.z, d2.z, d3.z), &q, 5u);
+        mac_channel(acc, vec4<f32>(e0.w, e1.w, e2.w, e3.w), &q, 6u);
+        mac_channel(acc, vec4<f32>(d0.w, d1.w, d2.w, d3.w), &q, 7u);
+        o += vec4<u32>(plane);
+        wi += 4u * VEC;
+    }
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn conv3x3_packed8(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32,
+                   @builtin(subgroup_invocation_id) sg_lane: u32) {
+    let group = wid.x + wid.y * nwg.x;
+    if (group >= p.total) { return; }
+    let lane = sg_lane % 8u;
+    // Pixel runs vary fastest: consecutive workgroups share a block of weights.
+    let tile = group % p.pixel_tiles;
+    let block = (group / p.pixel_tiles) % p.channel_blocks;
+    let n = group / (p.pixel_tiles * p.channel_blocks);
+
+    let run = runs[tile];
+    let pixel = run_pixels(run, lid);
+    let in_w = i32(p.in_w);
+    let groups = p.in_channels / 8u;
+    let x_image = n * groups * p.in_h * p.in_w;
+    let dil = i32(p.dilation);
+    var acc: Accumulators;
+
+    for (var ky = 0; ky < 3; ky++) {
+        let dy = ky * dil - i32(p.pad_h);
+        for (var kx = 0; kx < 3; kx++) {
+            let dx = kx * dil - i32(p.pad_w);
+            // Live for every pixel of the run or for none.
+            if (!tap_live(run, dy, dx)) { continue; }
+            let o = vec4<u32>(x_image) + pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
+            let wi = (block * 9u + u32(ky * 3 + kx)) * groups * 4u * VEC;
+            tap(&acc, o, wi, lane);
+        }
+    }
+
+    // Recomputed rather than kept live through the tap loops (registers are scarce there).
+    let out = run_pixels(runs[tile], lid);
+    store_pixel(n, block, out.flat.x, out.live.x, &acc, 0u);
+    if (PIX > 1u) { store_pixel(n, block, out.flat.y, out.live.y, &acc, 1u); }
+    if (PIX > 2u) { store_pixel(n, block, out.flat.z, out.live.z, &acc, 2u); }
+    if (PIX > 3u) { store_pixel(n, block, out.flat.w, out.live.w, &acc, 3u); }
+}
