@@ -11,40 +11,10 @@
 // Dilation and padding enter only the index math. Coordinates are signed and every tap is
 // checked against [0, H) x [0, W) explicitly: a tap in the padding contributes 0.
 
-// Mirrors `Conv3x3Params` in src/ops/conv3x3.rs field for field.
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    dilation: u32,
-    pad_h: u32,
-    pad_w: u32,
-    out_c_total: u32,
-    out_c_offset: u32,
-    relu: u32,
-    tiles_w: u32,      // ceil(out_w / TILE_W) (tiled variant)
-    channel_groups: u32, // ceil(out_channels / 4) (tiled variant)
-    total: u32,        // invocations that do work (direct, tiled); workgroups (blocked)
-    out_pixels: u32,   // out_h * out_w
-    pixel_tiles: u32,  // runs of pixels, entries of `runs` (blocked variant)
-    channel_blocks: u32, // ceil(out_channels / (4 * VEC)) (blocked variant)
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Parameters, x, bias, y, runs and activate(): shaders/conv3x3_params.wgsl (prepended).
 // Weights are declared as vec4 for the tiled variant; the direct variant indexes scalars out
 // of them (the launcher pads the buffer to a multiple of 4).
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-// conv3x3_blocked: its runs of pixels, one per value of `tile` (shaders/pixel_runs.wgsl,
-// prepended).
-@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
 
 override WORKGROUP: u32 = 64u;
 // Output pixels per invocation in the tiled variant.
@@ -53,10 +23,6 @@ const TILE_W: u32 = 4u;
 // Linear invocation index over a grid that may be split in two dimensions (see pipeline::grid).
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WORKGROUP + lid;
-}
-
-fn activate(v: f32) -> f32 {
-    return select(v, max(v, 0.0), p.relu != 0u);
 }
 
 fn out_index(n: u32, co: u32, oy: u32, ox: u32) -> u32 {

@@ -24,45 +24,12 @@
 // an invocation does PIX loads of x8, VEC/2 loads of w, 8*VEC vec4 broadcasts and 32*VEC*PIX
 // FMAs. VEC is 2, 4 or 8.
 
-// Mirrors `Conv3x3Params` in src/ops/conv3x3.rs field for field (shared with conv3x3.wgsl).
-struct Params {
-    batch: u32,
-    in_channels: u32,    // C_in rounded up to 8 (the packed copy's and the weights' count)
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    dilation: u32,
-    pad_h: u32,
-    pad_w: u32,
-    out_c_total: u32,
-    out_c_offset: u32,
-    relu: u32,
-    tiles_w: u32,        // (tiled variant, unused here)
-    channel_groups: u32, // (tiled variant, unused here)
-    total: u32,          // workgroups that do work
-    out_pixels: u32,     // out_h * out_w
-    pixel_tiles: u32,    // runs of pixels (entries of `runs`)
-    channel_blocks: u32, // ceil(out_channels / (4 * VEC))
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-// The unpacked input (N, C_in, H, W): bound for the shared binding layout, read only by the
-// prelude's load_pixels, which this kernel does not call.
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Parameters, bias, y, runs and activate(): shaders/conv3x3_params.wgsl (prepended); its `x`,
+// the unpacked input, is bound but unread here (pixel_runs.wgsl's load_pixels is not called).
 @group(0) @binding(2) var<storage, read> w: array<vec4<u64>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
 @group(0) @binding(6) var<storage, read> x8: array<vec4<u64>>;
 
 override WORKGROUP: u32 = 8u;
-
-fn activate(v: f32) -> f32 {
-    return select(v, max(v, 0.0), p.relu != 0u);
-}
 
 // The floats in the low and high halves of four u64s (memory order: low first).
 fn low_floats(v: vec4<u64>) -> vec4<f32> {

@@ -36,45 +36,12 @@
 // (conditions on override constants fold away) and the input-channel loop is unrolled by 4;
 // see shaders/conv3x3.wgsl for why.
 
-// Mirrors `Conv3x3Params` in src/ops/conv3x3.rs field for field (shared with conv3x3.wgsl).
-struct Params {
-    batch: u32,
-    in_channels: u32,
-    in_h: u32,
-    in_w: u32,
-    out_channels: u32,
-    out_h: u32,
-    out_w: u32,
-    dilation: u32,
-    pad_h: u32,
-    pad_w: u32,
-    out_c_total: u32,
-    out_c_offset: u32,
-    relu: u32,
-    tiles_w: u32,        // (tiled variant, unused here)
-    channel_groups: u32, // (tiled variant, unused here)
-    total: u32,          // workgroups that do work
-    out_pixels: u32,     // out_h * out_w
-    pixel_tiles: u32,    // runs of pixels (entries of `runs`)
-    channel_blocks: u32, // ceil(out_channels / (4 * VEC))
-    _pad0: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Parameters, x, bias, y, runs and activate(): shaders/conv3x3_params.wgsl (prepended).
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-// The runs of pixels, one per value of `tile` (shaders/pixel_runs.wgsl, prepended).
-@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
 // The input again, channel-packed (N, ceil(C_in / 4), H, W) of vec4, for conv3x3_packed.
 @group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 
 override WORKGROUP: u32 = 8u;
-
-fn activate(v: f32) -> f32 {
-    return select(v, max(v, 0.0), p.relu != 0u);
-}
 
 // Register tile, weight loads and broadcasts: shaders/register_tile.wgsl and
 // shaders/subgroup_tile.wgsl; runs, load_pixels and the stores: shaders/pixel_runs.wgsl

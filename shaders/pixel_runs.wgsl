@@ -1,7 +1,7 @@
 // Runs of output pixels cut per tap region, with the loads and stores that follow them, shared
-// by the tap-pruned 3x3 kernels (conv3x3.wgsl's blocked, conv3x3_subgroup.wgsl). The launchers
-// prepend this file after register_tile.wgsl; the kernel declares `p`, `x`, `bias`, `y`,
-// `activate` and WORKGROUP.
+// by the tap-pruned 3x3 kernels (conv3x3.wgsl's blocked, conv3x3_subgroup.wgsl,
+// conv3x3_packed8.wgsl). The launchers prepend this file after conv3x3_params.wgsl (`p`, `x`,
+// `bias`, `y`, `activate`) and register_tile.wgsl; the kernel declares WORKGROUP.
 //
 // A run is up to WORKGROUP*PIX pixels of one rectangle of the output whose pixels all read the
 // same taps from real input (`ConvGeometry::tap_regions`; src/ops/conv3x3.rs `pixel_runs`

@@ -298,32 +298,30 @@ fn configs_round_trip_and_reject_bad_tiles() {
         assert!(error.contains(&format!("found '{variant}'")), "{error}");
     }
     let weights = Rng::new(6).conv_weights(4, 4, 3, false);
-    let bad = Conv3x3Config::new(Conv3x3Variant::Blocked, RegisterTile::new(9, 1, 8));
-    let error = Conv3x3::with_config(
-        ctx(),
-        "conv",
-        &weights,
-        ConvGeometry::same_3x3(1),
-        false,
-        bad,
-    )
-    .err()
-    .expect("a 36-channel blocked tile is out of range");
-    assert!(error.to_string().contains("c36p1w8"), "{error}");
+    let rejection = |config: Conv3x3Config| {
+        Conv3x3::with_config(
+            ctx(),
+            "conv",
+            &weights,
+            ConvGeometry::same_3x3(1),
+            false,
+            config,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{config} is rejected"))
+        .to_string()
+    };
+    let error = rejection(Conv3x3Config::new(
+        Conv3x3Variant::Blocked,
+        RegisterTile::new(9, 1, 8),
+    ));
+    assert!(error.contains("c36p1w8"), "{error}");
     // packed8 spells out broadcasts for 2, 4 and 8 vec4s only; without subgroups or 64-bit
     // integers the error names what is missing instead.
-    let bad = Conv3x3Config::new(Conv3x3Variant::Packed8, RegisterTile::new(6, 2, 8));
-    let error = Conv3x3::with_config(
-        ctx(),
-        "conv",
-        &weights,
-        ConvGeometry::same_3x3(1),
-        false,
-        bad,
-    )
-    .err()
-    .expect("a 24-channel packed8 tile is rejected")
-    .to_string();
+    let error = rejection(Conv3x3Config::new(
+        Conv3x3Variant::Packed8,
+        RegisterTile::new(6, 2, 8),
+    ));
     let expected = match Conv3x3Variant::Packed8.unsupported(ctx()) {
         None => "c24p2w8",
         Some(_) if !ctx().has_subgroups() => "subgroup",

@@ -1,4 +1,5 @@
-//! Launcher of `shaders/conv3x3.wgsl`: dilated 3x3 convolution, stride 1, any padding.
+//! Launcher of the 3x3 convolution kernels (`shaders/conv3x3.wgsl`, `conv3x3_subgroup.wgsl`,
+//! `conv3x3_packed8.wgsl`): dilated 3x3 convolution, stride 1, any padding.
 //!
 //! x: (N, C_in, H, W)  w: (C_out, C_in, 3, 3)  bias: (C_out,)  y: (N, C_out, H_out, W_out)
 //! with (H_out, W_out) from [`ConvGeometry::out_hw`].
@@ -17,7 +18,7 @@ use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
     "conv3x3",
-    prelude ["register_tile", "pixel_runs"],
+    prelude ["conv3x3_params", "register_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
 );
 
@@ -25,14 +26,14 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv3x3_subgroup",
-    prelude ["register_tile", "subgroup_tile", "pixel_runs"],
+    prelude ["conv3x3_params", "register_tile", "subgroup_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
 /// The variant with 64-bit loads, which also needs 64-bit integers in shaders; same bindings.
 const PACKED8_SHADER: Shader = shader!(
     "conv3x3_packed8",
-    prelude ["register_tile", "pixel_runs"],
+    prelude ["conv3x3_params", "register_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
@@ -277,7 +278,7 @@ pub(crate) fn interleaved_rounds(blocked: &[f32], vec4s: usize) -> Vec<f32> {
 /// Output pixels per invocation along a row in the tiled variant (`TILE_W` in the shader).
 const TILE_W: usize = 4;
 
-// Mirrors `Params` in shaders/conv3x3.wgsl field for field (20 x u32 = 80 bytes).
+// Mirrors `Params` in shaders/conv3x3_params.wgsl field for field (20 x u32 = 80 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Conv3x3Params {
