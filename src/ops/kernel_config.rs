@@ -101,8 +101,8 @@ impl<V: ConvVariant> KernelConfig<V> {
     }
 
     /// Parses `direct`, `tiled`, `blocked`, `subgroup`, `packed` and `packed8` (where the op has
-    /// them), `auto`,
-    /// optionally with a tile as in `blocked:c16p1w8` (an `<op>_` prefix is accepted).
+    /// them) and `auto`, optionally with a tile as in `blocked:c16p1w8` (an `<op>_` prefix is
+    /// accepted).
     pub fn parse(text: &str) -> Result<Self> {
         let prefix = format!("{}_", V::OP);
         let text = text.strip_prefix(prefix.as_str()).unwrap_or(text);
