@@ -196,10 +196,5 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
         }
     }
 
-    // Recomputed rather than kept live through the tap loops (registers are scarce there).
-    let out = run_pixels(runs[tile], lid);
-    store_pixel(n, block, out.flat.x, out.live.x, &acc, 0u);
-    if (PIX > 1u) { store_pixel(n, block, out.flat.y, out.live.y, &acc, 1u); }
-    if (PIX > 2u) { store_pixel(n, block, out.flat.z, out.live.z, &acc, 2u); }
-    if (PIX > 3u) { store_pixel(n, block, out.flat.w, out.live.w, &acc, 3u); }
+    store_run(n, block, tile, lid, &acc);
 }

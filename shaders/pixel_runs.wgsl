@@ -69,3 +69,13 @@ fn store_pixel(n: u32, block: u32, pixel: u32, live: bool, acc: ptr<function, Ac
     if (VEC > 6u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 6u], 6u); }
     if (VEC > 7u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 7u], 7u); }
 }
+
+// Writes the accumulators of invocation `lid`'s pixels of run `tile`. The pixels are recomputed
+// rather than kept live through the tap loops (registers are scarce there).
+fn store_run(n: u32, block: u32, tile: u32, lid: u32, acc: ptr<function, Accumulators>) {
+    let out = run_pixels(runs[tile], lid);
+    store_pixel(n, block, out.flat.x, out.live.x, acc, 0u);
+    if (PIX > 1u) { store_pixel(n, block, out.flat.y, out.live.y, acc, 1u); }
+    if (PIX > 2u) { store_pixel(n, block, out.flat.z, out.live.z, acc, 2u); }
+    if (PIX > 3u) { store_pixel(n, block, out.flat.w, out.live.w, acc, 3u); }
+}
