@@ -145,7 +145,8 @@ fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, wi: u32) {
 }
 
 // All input channels of one tap: x offsets `o` of channel 0 per pixel, weights from vec4
-// index `wi`. load_pixels and the stores: shaders/pixel_runs.wgsl (prepended).
+// index `wi`. load_pixels: shaders/register_tile.wgsl; the stores: shaders/pixel_runs.wgsl
+// (both prepended).
 fn tap_blocked(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u32) {
     let plane = p.in_h * p.in_w;
     var o = o_start;

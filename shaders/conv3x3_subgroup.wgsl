@@ -43,9 +43,8 @@
 
 override WORKGROUP: u32 = 8u;
 
-// Register tile, weight loads and broadcasts: shaders/register_tile.wgsl and
-// shaders/subgroup_tile.wgsl; runs, load_pixels and the stores: shaders/pixel_runs.wgsl
-// (all prepended).
+// Register tile, load_pixels, weight loads and broadcasts: shaders/register_tile.wgsl and
+// shaders/subgroup_tile.wgsl; runs and the stores: shaders/pixel_runs.wgsl (all prepended).
 
 // As `tap` on the channel-packed input: one vec4 load per pixel covers 4 input channels.
 // `o_start` holds the pixels' offsets in vec4s for channel group 0.

@@ -1,4 +1,4 @@
-// Runs of output pixels cut per tap region, with the loads and stores that follow them, shared
+// Runs of output pixels cut per tap region, with the stores that follow them, shared
 // by the tap-pruned 3x3 kernels (conv3x3.wgsl's blocked, conv3x3_subgroup.wgsl,
 // conv3x3_packed8.wgsl). The launchers prepend this file after conv3x3_params.wgsl (`p`, `x`,
 // `bias`, `y`, `activate`) and register_tile.wgsl; the kernel declares WORKGROUP.
@@ -32,15 +32,6 @@ fn tap_live(run: vec4<u32>, dy: i32, dx: i32) -> bool {
     let iy = i32(run.x) + dy;
     let ix = i32(run.y) + dx;
     return iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w);
-}
-
-// The pixels' x values for one input channel, `shift` past the tap's channel-0 offsets.
-fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
-    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
-    if (PIX > 1u) { xs.y = x[o.y + shift]; }
-    if (PIX > 2u) { xs.z = x[o.z + shift]; }
-    if (PIX > 3u) { xs.w = x[o.w + shift]; }
-    return xs;
 }
 
 // Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, with

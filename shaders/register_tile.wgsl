@@ -1,5 +1,5 @@
-// The register tile of the register-blocked convolution kernels (conv1x1.wgsl's and
-// conv3x3.wgsl's blocked variants, the subgroup ones through subgroup_tile.wgsl): the launchers
+// The register tile of the register-blocked convolution kernels (the blocked, subgroup and
+// packed variants of both convolutions) and their per-pixel input loads: the launchers
 // prepend this file (`shader!(..., prelude [...])` in src/pipeline.rs). Each invocation
 // accumulates PIX pixels x 4*VEC output channels in registers; both counts are override
 // constants, so every `VEC > k` / `PIX > k` condition folds away once the pipeline is created.
@@ -19,4 +19,14 @@ fn mac_vec4(acc: ptr<function, Accumulators>, v: u32, wv: vec4<f32>, xs: vec4<f3
     if (PIX > 1u) { (*acc)[VEC + v] = fma(vec4<f32>(xs.y), wv, (*acc)[VEC + v]); }
     if (PIX > 2u) { (*acc)[2u * VEC + v] = fma(vec4<f32>(xs.z), wv, (*acc)[2u * VEC + v]); }
     if (PIX > 3u) { (*acc)[3u * VEC + v] = fma(vec4<f32>(xs.w), wv, (*acc)[3u * VEC + v]); }
+}
+
+// The PIX pixels' x values for one input channel of the unpacked input `x` (declared by the
+// op's parameter file), `shift` past the offsets `o` of channel 0 (or of the tap's channel 0).
+fn load_pixels(o: vec4<u32>, shift: u32) -> vec4<f32> {
+    var xs = vec4<f32>(x[o.x + shift], 0.0, 0.0, 0.0);
+    if (PIX > 1u) { xs.y = x[o.y + shift]; }
+    if (PIX > 2u) { xs.z = x[o.z + shift]; }
+    if (PIX > 3u) { xs.w = x[o.w + shift]; }
+    return xs;
 }

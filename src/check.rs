@@ -253,18 +253,14 @@ impl Case {
 
     /// Why `ctx` cannot run this case, if it cannot.
     pub fn unsupported(&self, ctx: &Context) -> Option<String> {
-        let subgroups = || {
-            (!ctx.has_subgroups())
-                .then(|| "adapter has no subgroups of >= 8 invocations".to_string())
-        };
         match self {
             Case::Conv3x3 { variant, .. } => variant.unsupported(ctx).map(str::to_string),
             Case::Conv3x3Config { config, .. } => {
                 config.variant.unsupported(ctx).map(str::to_string)
             }
-            Case::Conv1x1 { variant, .. } if *variant == Conv1x1Variant::Subgroup => subgroups(),
-            Case::Conv1x1Config { config, .. } if config.variant == Conv1x1Variant::Subgroup => {
-                subgroups()
+            Case::Conv1x1 { variant, .. } => variant.unsupported(ctx).map(str::to_string),
+            Case::Conv1x1Config { config, .. } => {
+                config.variant.unsupported(ctx).map(str::to_string)
             }
             _ => None,
         }
@@ -515,6 +511,7 @@ pub fn cases(large: bool) -> Vec<Case> {
         (V3::Subgroup, V1::Subgroup, RegisterTile::new(2, 3, 16)),
         (V3::Subgroup, V1::Subgroup, RegisterTile::new(4, 1, 8)),
         (V3::Packed, V1::Subgroup, RegisterTile::new(2, 4, 16)),
+        (V3::Packed8, V1::Packed8, RegisterTile::new(2, 3, 16)),
     ];
     for (i, &(variant3, variant1, tile)) in tiles.iter().enumerate() {
         for (input, out_channels, dilation) in [([2, 10, 13, 11], 13, 3), ([1, 10, 9, 17], 7, 20)] {

@@ -111,8 +111,8 @@ fn check_conv3x3(config: Conv3x3Config) {
 
 fn check_conv1x1(config: Conv1x1Config) {
     let _gpu = gpu();
-    if config.variant == Conv1x1Variant::Subgroup && !ctx().has_subgroups() {
-        eprintln!("skipped {config}: the adapter has no subgroups");
+    if let Some(reason) = config.variant.unsupported(ctx()) {
+        eprintln!("skipped {config}: {reason}");
         return;
     }
     for seed in 0..SHAPES {
@@ -254,8 +254,33 @@ fn conv1x1_subgroup_matches_reference_under_every_tile() {
     }
 }
 
+/// The 64-bit-load 1x1 under the subgroup tiles it takes (2, 4 or 8 vec4s) and a workgroup of
+/// two subgroups. C_in runs 1..13, so the zero padding to 8 channels is exercised.
+#[test]
+fn conv1x1_packed8_matches_reference_under_every_tile() {
+    check_conv1x1(Conv1x1Variant::Packed8.into());
+    let tiles = SUBGROUP_TILES.into_iter().filter(|t| t.vec4s != 6);
+    for tile in tiles.chain([RegisterTile::new(4, 1, 16)]) {
+        check_conv1x1(Conv1x1Config::new(Conv1x1Variant::Packed8, tile));
+    }
+}
+
+/// The default resolves to a concrete kernel this adapter runs, and that kernel is right.
 #[test]
 fn conv1x1_default_matches_reference() {
+    let gpu_guard = gpu();
+    let weights = Rng::new(4).conv_weights(12, 4, 1, true);
+    let conv = Conv1x1::new(ctx(), "conv", &weights, false, Conv1x1Variant::default()).unwrap();
+    let expected = if ctx().has_subgroups() && ctx().has_int64() {
+        Conv1x1Variant::Packed8
+    } else if ctx().has_subgroups() {
+        Conv1x1Variant::Subgroup
+    } else {
+        Conv1x1Variant::Tiled
+    };
+    let x = Tensor::empty(ctx(), "x", [1, weights.in_channels, 9, 9]).unwrap();
+    assert_eq!(conv.config_for(ctx(), x.shape()).unwrap().variant, expected);
+    drop(gpu_guard);
     check_conv1x1(Conv1x1Config::default());
 }
 
@@ -293,10 +318,12 @@ fn configs_round_trip_and_reject_bad_tiles() {
         "conv3x3_packed8:c8p4w16".parse::<Conv3x3Config>().unwrap(),
         Conv3x3Config::new(Conv3x3Variant::Packed8, RegisterTile::new(2, 4, 16))
     );
-    for variant in ["packed", "packed8"] {
-        let error = variant.parse::<Conv1x1Config>().unwrap_err().to_string();
-        assert!(error.contains(&format!("found '{variant}'")), "{error}");
-    }
+    assert_eq!(
+        "packed8:c16p3w8".parse::<Conv1x1Config>().unwrap(),
+        Conv1x1Config::new(Conv1x1Variant::Packed8, RegisterTile::new(4, 3, 8))
+    );
+    let error = "packed".parse::<Conv1x1Config>().unwrap_err().to_string();
+    assert!(error.contains("found 'packed'"), "{error}");
     let weights = Rng::new(6).conv_weights(4, 4, 3, false);
     let rejection = |config: Conv3x3Config| {
         Conv3x3::with_config(
@@ -327,6 +354,19 @@ fn configs_round_trip_and_reject_bad_tiles() {
         Some(_) if !ctx().has_subgroups() => "subgroup",
         Some(_) => "64-bit integers",
     };
+    assert!(error.contains(expected), "{error}");
+    // The same for the 1x1's packed8.
+    let weights = Rng::new(7).conv_weights(4, 4, 1, false);
+    let error = Conv1x1::with_config(
+        ctx(),
+        "conv",
+        &weights,
+        false,
+        Conv1x1Config::new(Conv1x1Variant::Packed8, RegisterTile::new(6, 2, 8)),
+    )
+    .err()
+    .expect("c24p2w8 is rejected")
+    .to_string();
     assert!(error.contains(expected), "{error}");
 }
 

@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::ops::kernel_config::{ConvVariant, KernelConfig};
-use crate::ops::{to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT};
+use crate::ops::{
+    pack_channels, to_u32, workgroups, ConvWeights, RegisterTile, WORKGROUP_CONSTANT,
+};
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::tensor::{OutputSlice, Tensor};
 
 const SHADER: Shader = shader!(
     "conv1x1",
-    prelude["register_tile"],
+    prelude ["register_tile", "conv1x1_params"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
 );
 
@@ -21,8 +23,16 @@ const SHADER: Shader = shader!(
 /// adapters without them.
 const SUBGROUP_SHADER: Shader = shader!(
     "conv1x1_subgroup",
-    prelude ["register_tile", "subgroup_tile"],
+    prelude ["register_tile", "conv1x1_params", "subgroup_tile"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite]
+);
+
+/// The variant with 64-bit loads, which also needs 64-bit integers in shaders; its packed input
+/// is binding 5.
+const PACKED8_SHADER: Shader = shader!(
+    "conv1x1_packed8",
+    prelude ["register_tile", "conv1x1_params", "wide_tile"],
+    [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly]
 );
 
 /// Kernel variants, side by side and all tested.
@@ -38,6 +48,10 @@ pub enum Conv1x1Variant {
     /// As `Blocked`, with each weight loaded by one lane and shared through subgroup
     /// broadcasts (shaders/conv1x1_subgroup.wgsl). Needs [`Context::has_subgroups`].
     Subgroup,
+    /// As `Subgroup` with every load 64 bits wide, on a copy of the input packed by 8 channels
+    /// (shaders/pack_channels.wgsl, run as part of the launch): vec4<u64>s of 8 input channels
+    /// and of 8 weights (shaders/conv1x1_packed8.wgsl). Also needs [`Context::has_int64`].
+    Packed8,
     /// The fastest variant this adapter supports, from measurements: [`Conv1x1Config::select`].
     #[default]
     Auto,
@@ -46,11 +60,12 @@ pub enum Conv1x1Variant {
 impl Conv1x1Variant {
     /// Every variant, `Auto` included. [`Conv1x1Variant::available`] leaves out the ones the
     /// adapter cannot run.
-    pub const ALL: [Conv1x1Variant; 5] = [
+    pub const ALL: [Conv1x1Variant; 6] = [
         Conv1x1Variant::Direct,
         Conv1x1Variant::Tiled,
         Conv1x1Variant::Blocked,
         Conv1x1Variant::Subgroup,
+        Conv1x1Variant::Packed8,
         Conv1x1Variant::Auto,
     ];
 
@@ -58,8 +73,20 @@ impl Conv1x1Variant {
     pub fn available(ctx: &Context) -> Vec<Conv1x1Variant> {
         Self::ALL
             .into_iter()
-            .filter(|v| *v != Conv1x1Variant::Subgroup || ctx.has_subgroups())
+            .filter(|v| v.unsupported(ctx).is_none())
             .collect()
+    }
+
+    /// Why `ctx` cannot run the variant, if it cannot.
+    pub fn unsupported(self, ctx: &Context) -> Option<&'static str> {
+        let subgroups = matches!(self, Conv1x1Variant::Subgroup | Conv1x1Variant::Packed8);
+        if subgroups && !ctx.has_subgroups() {
+            Some("adapter has no subgroups of >= 8 invocations")
+        } else if self == Conv1x1Variant::Packed8 && !ctx.has_int64() {
+            Some("adapter has no 64-bit integers in shaders")
+        } else {
+            None
+        }
     }
 
     /// The entry point (`conv1x1_auto` for `Auto`, which resolves to another one).
@@ -69,6 +96,7 @@ impl Conv1x1Variant {
             Conv1x1Variant::Tiled => "conv1x1_tiled",
             Conv1x1Variant::Blocked => "conv1x1_blocked",
             Conv1x1Variant::Subgroup => "conv1x1_subgroup",
+            Conv1x1Variant::Packed8 => "conv1x1_packed8",
             Conv1x1Variant::Auto => "conv1x1_auto",
         }
     }
@@ -82,26 +110,33 @@ impl Conv1x1Config {
     /// BENCHMARKS.md for the measurements).
     pub const BLOCKED_TILE: RegisterTile = RegisterTile::new(2, 3, 8);
     pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(6, 2, 8);
+    /// packed8 takes 2, 4 or 8 vec4s of output channels.
+    pub const PACKED8_TILE: RegisterTile = RegisterTile::new(4, 3, 8);
     /// The subgroup tile for layers of at most 8 output channels.
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
-    /// and GL, ASPP 512->256 and 1280->256 at 33x33): the subgroup kernel where the adapter has
-    /// subgroups (3.3-3.4x the tiled one; c24p2w8 5% ahead of c16p2w8); without subgroups the
+    /// and GL, ASPP's 1x1s at 33x33, PSPNet's on pooled maps): where the adapter has subgroups and
+    /// 64-bit integers, the packed8 kernel (1.5x the subgroup one at 33x33, 1.6-1.8x on
+    /// PSPNet's pooled maps, its input packing included); with subgroups only, the subgroup
+    /// kernel (3.3-3.4x the tiled one; c24p2w8 5% ahead of c16p2w8); without subgroups the
     /// tiled kernel, which the blocked one does not beat on a GEMM when every weight is a
     /// per-lane load (0.94x). Narrow layers take a narrower block. An autotuner can refine
     /// this per shape.
     pub fn select(ctx: &Context, _in_channels: usize, out_channels: usize) -> Self {
-        if ctx.has_subgroups() {
-            let tile = if out_channels <= 8 {
-                Self::SUBGROUP_TILE_NARROW
-            } else {
-                Self::SUBGROUP_TILE
-            };
-            Conv1x1Config::new(Conv1x1Variant::Subgroup, tile)
-        } else {
-            Conv1x1Variant::Tiled.into()
+        if !ctx.has_subgroups() {
+            return Conv1x1Variant::Tiled.into();
         }
+        let variant = match Conv1x1Variant::Packed8.unsupported(ctx) {
+            None => Conv1x1Variant::Packed8,
+            Some(_) => Conv1x1Variant::Subgroup,
+        };
+        let tile = if out_channels <= 8 {
+            Self::SUBGROUP_TILE_NARROW
+        } else {
+            variant.default_tile()
+        };
+        Conv1x1Config::new(variant, tile)
     }
 
     /// Every concrete configuration worth trying on `ctx`: the baselines and grids of tiles.
@@ -127,10 +162,16 @@ impl Conv1x1Config {
                 (8, 1),
             ] {
                 for workgroup in [8, 16] {
-                    all.push(Conv1x1Config::new(
-                        Conv1x1Variant::Subgroup,
-                        RegisterTile::new(vec4s, pixels, workgroup),
-                    ));
+                    for variant in [Conv1x1Variant::Subgroup, Conv1x1Variant::Packed8] {
+                        // packed8 spells out the broadcasts of 2, 4 and 8 vec4s only.
+                        let fits = variant != Conv1x1Variant::Packed8 || vec4s != 6;
+                        if fits && variant.unsupported(ctx).is_none() {
+                            all.push(Conv1x1Config::new(
+                                variant,
+                                RegisterTile::new(vec4s, pixels, workgroup),
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -145,7 +186,7 @@ impl ConvVariant for Conv1x1Variant {
     const BLOCKED: Self = Conv1x1Variant::Blocked;
     const SUBGROUP: Self = Conv1x1Variant::Subgroup;
     const PACKED: Option<Self> = None;
-    const PACKED8: Option<Self> = None;
+    const PACKED8: Option<Self> = Some(Conv1x1Variant::Packed8);
     const AUTO: Self = Conv1x1Variant::Auto;
 
     fn entry_point(self) -> &'static str {
@@ -155,6 +196,7 @@ impl ConvVariant for Conv1x1Variant {
     fn default_tile(self) -> RegisterTile {
         match self {
             Conv1x1Variant::Subgroup => Conv1x1Config::SUBGROUP_TILE,
+            Conv1x1Variant::Packed8 => Conv1x1Config::PACKED8_TILE,
             _ => Conv1x1Config::BLOCKED_TILE,
         }
     }
@@ -263,6 +305,7 @@ impl Conv1x1 {
             Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
                 self.weights.packed_blocked(config.tile.block_channels())
             }
+            Conv1x1Variant::Packed8 => self.weights.packed_wide(config.tile.block_channels()),
             Conv1x1Variant::Auto => unreachable!("resolved configurations only"),
         };
         let buffer =
@@ -356,7 +399,7 @@ impl Conv1x1 {
                     WORKGROUP_CONSTANT.to_vec(),
                 )
             }
-            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup => {
+            Conv1x1Variant::Blocked | Conv1x1Variant::Subgroup | Conv1x1Variant::Packed8 => {
                 let count = n * channel_blocks * block_tiles;
                 (count, count as u64, tile.constants().to_vec())
             }
@@ -364,11 +407,19 @@ impl Conv1x1 {
         };
         let shader = match config.variant {
             Conv1x1Variant::Subgroup => &SUBGROUP_SHADER,
+            Conv1x1Variant::Packed8 => &PACKED8_SHADER,
             _ => &SHADER,
         };
         let params = Conv1x1Params {
             batch: to_u32("batch", n)?,
-            in_channels: to_u32("in_channels", self.in_channels)?,
+            // conv1x1_packed8 reads C_in rounded up to its groups of 8 (zeros past C_in).
+            in_channels: to_u32(
+                "in_channels",
+                match config.variant {
+                    Conv1x1Variant::Packed8 => self.in_channels.next_multiple_of(8),
+                    _ => self.in_channels,
+                },
+            )?,
             pixels: to_u32("pixels", pixels)?,
             out_channels: to_u32("out_channels", self.out_channels)?,
             out_c_total: to_u32("output channels", output.tensor.shape()[1])?,
@@ -395,17 +446,36 @@ impl Conv1x1 {
                 &zeros
             }
         };
-        Ok(Launch::new(
+        // The packed8 variant reads a copy of the input packed by 8 channels, made by the
+        // launch's first dispatch.
+        let packed = match config.variant {
+            Conv1x1Variant::Packed8 => Some(pack_channels::prepare_packed(
+                ctx,
+                input,
+                8,
+                &format!("{} packed input", self.name),
+            )?),
+            _ => None,
+        };
+        let mut buffers = vec![input.buffer(), &weight, bias, output.tensor.buffer()];
+        if let Some((_, x8)) = &packed {
+            buffers.push(x8);
+        }
+        let launch = Launch::new(
             ctx,
             format!("{} ({})", self.name, config.label()),
             shader,
             config.variant.name(),
             &constants,
             &params,
-            &[input.buffer(), &weight, bias, output.tensor.buffer()],
+            &buffers,
             workgroup_count,
         )?
-        .with_cost(self.cost(input.shape(), config)))
+        .with_cost(self.cost(input.shape(), config));
+        Ok(match packed {
+            Some((pack, _)) => launch.after(pack),
+            None => launch,
+        })
     }
 
     /// FLOPs and compulsory bytes for an input of `shape`.

@@ -33,7 +33,7 @@ const SUBGROUP_SHADER: Shader = shader!(
 /// The variant with 64-bit loads, which also needs 64-bit integers in shaders; same bindings.
 const PACKED8_SHADER: Shader = shader!(
     "conv3x3_packed8",
-    prelude ["conv3x3_params", "register_tile", "pixel_runs"],
+    prelude ["conv3x3_params", "register_tile", "wide_tile", "pixel_runs"],
     [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
 );
 
@@ -254,27 +254,6 @@ fn pixel_runs(regions: &[TapRegion], run_pixels: usize) -> Result<Vec<[u32; 4]>>
     Ok(runs)
 }
 
-/// conv3x3_packed8's weights from the blocked layout of C_in rounded up to 8 (per block of
-/// `4 * vec4s` output channels and tap: C_in x block floats). Each group of 8 input channels
-/// holds `8 * vec4s` weight vec4s g = c * vec4s + v; they are dealt out in rounds of 16, one
-/// vec4<u64> (8 floats) per lane of 8: vec4 g goes to round g / 16, lane g % 8, and interleaves
-/// into the even floats (g / 8 even) or the odd ones, so that the kernel's low and high halves
-/// of the lane's u64s are whole vec4s (shaders/conv3x3_packed8.wgsl).
-pub(crate) fn interleaved_rounds(blocked: &[f32], vec4s: usize) -> Vec<f32> {
-    let group = 32 * vec4s;
-    debug_assert!(vec4s % 2 == 0 && blocked.len() % group == 0);
-    let mut out = vec![0.0; blocked.len()];
-    for (src, dst) in blocked.chunks(group).zip(out.chunks_mut(group)) {
-        for g in 0..8 * vec4s {
-            let (round, lane, half) = (g / 16, g % 8, (g / 8) % 2);
-            for j in 0..4 {
-                dst[(round * 8 + lane) * 8 + 2 * j + half] = src[g * 4 + j];
-            }
-        }
-    }
-    out
-}
-
 /// Output pixels per invocation along a row in the tiled variant (`TILE_W` in the shader).
 const TILE_W: usize = 4;
 
@@ -396,13 +375,7 @@ impl Conv3x3 {
                 .weights
                 .padded_in_channels(4)
                 .packed_blocked(config.tile.block_channels()),
-            Conv3x3Variant::Packed8 => interleaved_rounds(
-                &self
-                    .weights
-                    .padded_in_channels(8)
-                    .packed_blocked(config.tile.block_channels()),
-                config.tile.vec4s as usize,
-            ),
+            Conv3x3Variant::Packed8 => self.weights.packed_wide(config.tile.block_channels()),
             Conv3x3Variant::Auto => unreachable!("resolved configurations only"),
         };
         let buffer =

@@ -163,6 +163,30 @@ impl ConvWeights {
         }
     }
 
+    /// Weights for the kernels with 64-bit loads (shaders/wide_tile.wgsl: conv3x3_packed8,
+    /// conv1x1_packed8): the blocked layout of C_in rounded up to 8, `block` = 4 * VEC output
+    /// channels per block with VEC even, and within each block, tap and group of 8 input
+    /// channels the group's 8 * VEC weight vec4s g = c * VEC + v dealt out in rounds of 16, one
+    /// vec4<u64> (8 floats) per lane of 8: vec4 g goes to round g / 16, lane g % 8, and
+    /// interleaves into the even floats (g / 8 even) or the odd ones, so that the low and high
+    /// halves of a lane's u64s are whole vec4s.
+    pub(crate) fn packed_wide(&self, block: usize) -> Vec<f32> {
+        let vec4s = block / 4;
+        let group = 32 * vec4s;
+        debug_assert!(block % 8 == 0);
+        let blocked = self.padded_in_channels(8).packed_blocked(block);
+        let mut out = vec![0.0; blocked.len()];
+        for (src, dst) in blocked.chunks(group).zip(out.chunks_mut(group)) {
+            for g in 0..8 * vec4s {
+                let (round, lane, half) = (g / 16, g % 8, (g / 8) % 2);
+                for j in 0..4 {
+                    dst[(round * 8 + lane) * 8 + 2 * j + half] = src[g * 4 + j];
+                }
+            }
+        }
+        out
+    }
+
     /// PyTorch's layout, padded to a whole number of vec4 for the direct kernels.
     pub(crate) fn padded_to_vec4(&self) -> Vec<f32> {
         let mut weight = self.weight.clone();
