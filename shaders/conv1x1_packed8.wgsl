@@ -10,7 +10,7 @@
 // x, y, bias and the parameters: shaders/conv1x1_params.wgsl (prepended); `x`, the unpacked
 // input, is bound but unread here.
 //
-// Work split, pixel runs and stores: as conv1x1_subgroup.wgsl (conv1x1_params.wgsl). The inner
+// Work split and stores: as conv1x1_subgroup.wgsl (conv1x1_params.wgsl). The inner
 // loop over groups of 8 input channels, and why 64-bit loads pay: shaders/wide_tile.wgsl
 // (prepended).
 

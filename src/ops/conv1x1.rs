@@ -1,4 +1,5 @@
-//! Launcher of `shaders/conv1x1.wgsl`: 1x1 convolution as a GEMM over channels.
+//! Launcher of the 1x1 convolution kernels (`shaders/conv1x1.wgsl`, `conv1x1_subgroup.wgsl`,
+//! `conv1x1_packed8.wgsl`): 1x1 convolution as a GEMM over channels.
 //!
 //! x: (N, C_in, H, W)  w: (C_out, C_in, 1, 1)  bias: (C_out,)  y: (N, C_out, H, W)
 use std::collections::HashMap;
@@ -112,12 +113,12 @@ impl Conv1x1Config {
     pub const SUBGROUP_TILE: RegisterTile = RegisterTile::new(6, 2, 8);
     /// packed8 takes 2, 4 or 8 vec4s of output channels.
     pub const PACKED8_TILE: RegisterTile = RegisterTile::new(4, 3, 8);
-    /// The subgroup tile for layers of at most 8 output channels.
+    /// The subgroup and packed8 tile for layers of at most 8 output channels.
     pub const SUBGROUP_TILE_NARROW: RegisterTile = RegisterTile::new(2, 4, 8);
 
     /// The configuration `Auto` resolves to on `ctx`, from measurements on lavapipe (Vulkan
-    /// and GL, ASPP's 1x1s at 33x33, PSPNet's on pooled maps): where the adapter has subgroups and
-    /// 64-bit integers, the packed8 kernel (1.5x the subgroup one at 33x33, 1.6-1.8x on
+    /// and GL, ASPP's 1x1s at 33x33, PSPNet's on pooled maps): where the adapter has subgroups
+    /// and 64-bit integers, the packed8 kernel (1.5x the subgroup one at 33x33, 1.6-1.8x on
     /// PSPNet's pooled maps, its input packing included); with subgroups only, the subgroup
     /// kernel (3.3-3.4x the tiled one; c24p2w8 5% ahead of c16p2w8); without subgroups the
     /// tiled kernel, which the blocked one does not beat on a GEMM when every weight is a
