@@ -173,15 +173,9 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
     let group = wid.x + wid.y * nwg.x;
     if (group >= p.total) { return; }
-    // Pixel runs vary fastest: consecutive workgroups share a block of weights.
-    let tile = group % p.pixel_tiles;
-    let block = (group / p.pixel_tiles) % p.channel_blocks;
-    let n = group / (p.pixel_tiles * p.channel_blocks);
-
-    let run = runs[tile];
-    let pixel = run_pixels(run, lid);
+    let t = run_tile(group, lid);
     let in_w = i32(p.in_w);
-    let x_image = n * p.in_channels * p.in_h * p.in_w;
+    let x_image = t.n * p.in_channels * p.in_h * p.in_w;
     let dil = i32(p.dilation);
     var acc: Accumulators;
 
@@ -190,12 +184,12 @@ fn conv3x3_blocked(@builtin(workgroup_id) wid: vec3<u32>,
         for (var kx = 0; kx < 3; kx++) {
             let dx = kx * dil - i32(p.pad_w);
             // Live for every pixel of the run or for none.
-            if (!tap_live(run, dy, dx)) { continue; }
+            if (!tap_live(t.run, dy, dx)) { continue; }
             // The tap's input for each pixel: (oy + dy, ox + dx), all inside the input.
-            let o = vec4<u32>(x_image) + pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
-            tap_blocked(&acc, o, (block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC);
+            let o = vec4<u32>(x_image) + t.pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
+            tap_blocked(&acc, o, (t.block * 9u + u32(ky * 3 + kx)) * p.in_channels * VEC);
         }
     }
 
-    store_run(n, block, tile, lid, &acc);
+    store_run(t, lid, &acc);
 }

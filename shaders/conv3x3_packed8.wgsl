@@ -29,16 +29,10 @@ fn conv3x3_packed8(@builtin(workgroup_id) wid: vec3<u32>,
     let group = wid.x + wid.y * nwg.x;
     if (group >= p.total) { return; }
     let lane = sg_lane % 8u;
-    // Pixel runs vary fastest: consecutive workgroups share a block of weights.
-    let tile = group % p.pixel_tiles;
-    let block = (group / p.pixel_tiles) % p.channel_blocks;
-    let n = group / (p.pixel_tiles * p.channel_blocks);
-
-    let run = runs[tile];
-    let pixel = run_pixels(run, lid);
+    let t = run_tile(group, lid);
     let in_w = i32(p.in_w);
     let groups = p.in_channels / 8u;
-    let x_image = n * groups * p.in_h * p.in_w;
+    let x_image = t.n * groups * p.in_h * p.in_w;
     let dil = i32(p.dilation);
     var acc: Accumulators;
 
@@ -47,12 +41,12 @@ fn conv3x3_packed8(@builtin(workgroup_id) wid: vec3<u32>,
         for (var kx = 0; kx < 3; kx++) {
             let dx = kx * dil - i32(p.pad_w);
             // Live for every pixel of the run or for none.
-            if (!tap_live(run, dy, dx)) { continue; }
-            let o = vec4<u32>(x_image) + pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
-            let wi = (block * 9u + u32(ky * 3 + kx)) * groups * 4u * VEC;
+            if (!tap_live(t.run, dy, dx)) { continue; }
+            let o = vec4<u32>(x_image) + t.pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
+            let wi = (t.block * 9u + u32(ky * 3 + kx)) * groups * 4u * VEC;
             mac_groups(&acc, o, wi, lane, groups, p.in_h * p.in_w);
         }
     }
 
-    store_run(n, block, tile, lid, &acc);
+    store_run(t, lid, &acc);
 }

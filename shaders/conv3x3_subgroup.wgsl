@@ -118,18 +118,12 @@ fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
     let group = wid.x + wid.y * nwg.x;
     if (group >= p.total) { return; }
     let lane = sg_lane % 8u;
-    // Pixel runs vary fastest: consecutive workgroups share a block of weights.
-    let tile = group % p.pixel_tiles;
-    let block = (group / p.pixel_tiles) % p.channel_blocks;
-    let n = group / (p.pixel_tiles * p.channel_blocks);
-
-    let run = runs[tile];
-    let pixel = run_pixels(run, lid);
+    let t = run_tile(group, lid);
     let in_w = i32(p.in_w);
     // Offset of image n, channel (group) 0: in floats, or in vec4s when packed.
-    var x_image = n * p.in_channels * p.in_h * p.in_w;
+    var x_image = t.n * p.in_channels * p.in_h * p.in_w;
     if (packed) {
-        x_image = n * ((p.in_channels + 3u) / 4u) * p.in_h * p.in_w;
+        x_image = t.n * ((p.in_channels + 3u) / 4u) * p.in_h * p.in_w;
     }
     // Packed weights run over C_in rounded up to 4 (zeros past C_in).
     var cin = p.in_channels;
@@ -144,10 +138,10 @@ fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
         for (var kx = 0; kx < 3; kx++) {
             let dx = kx * dil - i32(p.pad_w);
             // Live for every pixel of the run or for none.
-            if (!tap_live(run, dy, dx)) { continue; }
+            if (!tap_live(t.run, dy, dx)) { continue; }
             // The tap's input for each pixel: (oy + dy, ox + dx), all inside the input.
-            let o = vec4<u32>(x_image) + pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
-            let wi = (block * 9u + u32(ky * 3 + kx)) * cin * VEC;
+            let o = vec4<u32>(x_image) + t.pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
+            let wi = (t.block * 9u + u32(ky * 3 + kx)) * cin * VEC;
             if (packed) {
                 tap_packed(&acc, o, wi, lane);
             } else {
@@ -156,5 +150,5 @@ fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
         }
     }
 
-    store_run(n, block, tile, lid, &acc);
+    store_run(t, lid, &acc);
 }

@@ -27,6 +27,22 @@ fn run_pixels(run: vec4<u32>, lid: u32) -> RunPixels {
     return RunPixels(oy * p.out_w + ox, oy * p.in_w + ox, local < vec4<u32>(area));
 }
 
+// A workgroup's image, block of output channels and run, with invocation `lid`'s pixels in it.
+struct RunTile {
+    n: u32,
+    block: u32,
+    run: vec4<u32>,
+    pixel: RunPixels,
+}
+
+// Workgroup `group`'s tile. Pixel runs vary fastest: consecutive workgroups share a block of
+// weights.
+fn run_tile(group: u32, lid: u32) -> RunTile {
+    let run = runs[group % p.pixel_tiles];
+    return RunTile(group / (p.pixel_tiles * p.channel_blocks),
+                   (group / p.pixel_tiles) % p.channel_blocks, run, run_pixels(run, lid));
+}
+
 // Whether a tap at offset (dy, dx) reads real input for the run's region.
 fn tap_live(run: vec4<u32>, dy: i32, dx: i32) -> bool {
     let iy = i32(run.x) + dy;
@@ -61,12 +77,12 @@ fn store_pixel(n: u32, block: u32, pixel: u32, live: bool, acc: ptr<function, Ac
     if (VEC > 7u) { store_vec4(n, block, pixel, live, (*acc)[r * VEC + 7u], 7u); }
 }
 
-// Writes the accumulators of invocation `lid`'s pixels of run `tile`. The pixels are recomputed
-// rather than kept live through the tap loops (registers are scarce there).
-fn store_run(n: u32, block: u32, tile: u32, lid: u32, acc: ptr<function, Accumulators>) {
-    let out = run_pixels(runs[tile], lid);
-    store_pixel(n, block, out.flat.x, out.live.x, acc, 0u);
-    if (PIX > 1u) { store_pixel(n, block, out.flat.y, out.live.y, acc, 1u); }
-    if (PIX > 2u) { store_pixel(n, block, out.flat.z, out.live.z, acc, 2u); }
-    if (PIX > 3u) { store_pixel(n, block, out.flat.w, out.live.w, acc, 3u); }
+// Writes the accumulators of invocation `lid`'s pixels of tile `t`. The pixels are recomputed
+// from the run rather than kept live through the tap loops (registers are scarce there).
+fn store_run(t: RunTile, lid: u32, acc: ptr<function, Accumulators>) {
+    let out = run_pixels(t.run, lid);
+    store_pixel(t.n, t.block, out.flat.x, out.live.x, acc, 0u);
+    if (PIX > 1u) { store_pixel(t.n, t.block, out.flat.y, out.live.y, acc, 1u); }
+    if (PIX > 2u) { store_pixel(t.n, t.block, out.flat.z, out.live.z, acc, 2u); }
+    if (PIX > 3u) { store_pixel(t.n, t.block, out.flat.w, out.live.w, acc, 3u); }
 }
