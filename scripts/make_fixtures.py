@@ -7,8 +7,11 @@ One safetensors file holding, for every test case, the random float32 inputs
 and parameters of one op together with PyTorch's float32 output for it. The
 ops covered are exactly the ones atrous implements for DeepLab-style models:
 
-    conv2d               F.conv2d (3x3 dilated / 1x1, optional bias, optional F.relu)
+    conv2d               F.conv2d (any kernel, stride, dilation, padding; optional bias),
+                         optionally + a residual tensor, optional F.relu (the engine's
+                         epilogue: relu(conv(x) + b + r))
     conv_bn              F.conv2d followed by F.batch_norm(training=False), optional F.relu
+    max_pool2d           F.max_pool2d (kernel, stride, padding; ceil_mode False)
     batchnorm            F.batch_norm(training=False), optional F.relu
     adaptive_avg_pool2d  F.adaptive_avg_pool2d
     interpolate          F.interpolate(mode="bilinear", align_corners=True/False)
@@ -21,15 +24,16 @@ File layout (what the Rust test reads)
 --------------------------------------
 __metadata__ (string -> string):
     "format"        "atrous-op-fixtures"
-    "version"       "1"
+    "version"       "2"     (2: stride, residual, max_pool2d)
     "torch_version" torch.__version__
     "cases"         JSON list of case names, in generation order
     "case.NAME"     JSON object with the parameters of case NAME, e.g.
-                    {"op": "conv2d", "kernel_size": 3, "dilation": 12,
-                     "padding": [12, 12], "bias": true, "relu": true}
+                    {"op": "conv2d", "kernel_size": 3, "stride": 1, "dilation": 12,
+                     "padding": [12, 12], "bias": true, "residual": false, "relu": true}
 Tensors: "NAME.<role>", float32, contiguous, PyTorch (NCHW) shapes:
-    conv2d               x, w, [b], y
+    conv2d               x, w, [b], [r], y
     conv_bn              x, w, [b], gamma, beta, mean, var, y
+    max_pool2d           x, y
     batchnorm            x, gamma, beta, mean, var, y
     adaptive_avg_pool2d  x, y
     interpolate          x, y
@@ -92,7 +96,7 @@ class Fixtures:
     def metadata(self):
         md = {
             "format": "atrous-op-fixtures",
-            "version": "1",
+            "version": "2",
             "torch_version": torch.__version__,
             "cases": json.dumps(self.cases),
         }
@@ -140,46 +144,55 @@ def pad_name(padding):
 # ---------------------------------------------------------------- case makers
 
 
-def conv_case(fx, k, n, cin, cout, h, w, dilation, padding, bias, relu):
+def conv_case(fx, k, n, cin, cout, h, w, dilation, padding, bias, relu, stride=1, residual=False):
     if isinstance(padding, int):
         padding = (padding, padding)
     name = (
-        f"conv{k}x{k}_d{dilation}_{pad_name(padding)}_h{h}w{w}_n{n}_c{cin}to{cout}"
-        f"{'_bias' if bias else ''}{'_relu' if relu else ''}"
+        f"conv{k}x{k}{f's{stride}' if stride > 1 else ''}_d{dilation}_{pad_name(padding)}"
+        f"_h{h}w{w}_n{n}_c{cin}to{cout}{'_bias' if bias else ''}{'_res' if residual else ''}"
+        f"{'_relu' if relu else ''}"
     )
     fx.begin(name)
     x = randn(n, cin, h, w)
     wt, b = conv_weights(cin, cout, k, bias)
-    y = F.conv2d(x, wt, b, stride=1, padding=padding, dilation=dilation)
+    y = F.conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation)
+    tensors = {"x": x, "w": wt}
+    if residual:
+        # ResNet's identity, added before the ReLU.
+        r = randn(*y.shape)
+        y = y + r
+        tensors["r"] = r
     if relu:
         y = F.relu(y)
-    tensors = {"x": x, "w": wt, "y": y}
+    tensors["y"] = y
     if bias:
         tensors["b"] = b
     params = {
         "op": "conv2d",
         "kernel_size": k,
+        "stride": stride,
         "dilation": dilation,
         "padding": list(padding),
         "bias": bias,
+        "residual": residual,
         "relu": relu,
     }
     fx.add(name, params, tensors)
 
 
-def conv_bn_case(fx, k, n, cin, cout, h, w, dilation, padding, bias, eps, relu):
+def conv_bn_case(fx, k, n, cin, cout, h, w, dilation, padding, bias, eps, relu, stride=1):
     if isinstance(padding, int):
         padding = (padding, padding)
     eps_name = f"_eps{eps:.0e}".replace("-", "m").replace("+", "")
     name = (
-        f"convbn{k}x{k}_d{dilation}_{pad_name(padding)}_h{h}w{w}_n{n}_c{cin}to{cout}"
-        f"{'_bias' if bias else ''}{eps_name}{'_relu' if relu else ''}"
+        f"convbn{k}x{k}{f's{stride}' if stride > 1 else ''}_d{dilation}_{pad_name(padding)}"
+        f"_h{h}w{w}_n{n}_c{cin}to{cout}{'_bias' if bias else ''}{eps_name}{'_relu' if relu else ''}"
     )
     fx.begin(name)
     x = randn(n, cin, h, w)
     wt, b = conv_weights(cin, cout, k, bias)
     gamma, beta, mean, var = bn_params(cout)
-    z = F.conv2d(x, wt, b, stride=1, padding=padding, dilation=dilation)
+    z = F.conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation)
     y = F.batch_norm(z, mean, var, gamma, beta, training=False, eps=eps)
     if relu:
         y = F.relu(y)
@@ -189,6 +202,7 @@ def conv_bn_case(fx, k, n, cin, cout, h, w, dilation, padding, bias, eps, relu):
     params = {
         "op": "conv_bn",
         "kernel_size": k,
+        "stride": stride,
         "dilation": dilation,
         "padding": list(padding),
         "bias": bias,
@@ -217,6 +231,18 @@ def pool_case(fx, n, c, h, w, oh, ow):
     x = randn(n, c, h, w)
     y = F.adaptive_avg_pool2d(x, (oh, ow))
     params = {"op": "adaptive_avg_pool2d", "output_size": [oh, ow]}
+    fx.add(name, params, {"x": x, "y": y})
+
+
+def max_pool_case(fx, n, c, h, w, k, stride, padding, negative=False):
+    name = f"maxpool{k}x{k}s{stride}_p{padding}_h{h}w{w}_n{n}_c{c}{'_neg' if negative else ''}"
+    fx.begin(name)
+    x = randn(n, c, h, w)
+    if negative:
+        # Every value below zero: a kernel that let zero padding win would show.
+        x = -x.abs() - 0.5
+    y = F.max_pool2d(x, k, stride=stride, padding=padding)
+    params = {"op": "max_pool2d", "kernel_size": k, "stride": stride, "padding": padding}
     fx.add(name, params, {"x": x, "y": y})
 
 
@@ -297,6 +323,28 @@ def build():
     ]:
         conv_case(fx, 1, n, cin, cout, h, w, 1, 0, bias, relu)
 
+    # --- strided and other kernel sizes: what a ResNet adds ---------------------
+    #        k  n  cin cout  h   w   d pad stride bias  relu
+    for k, n, cin, cout, h, w, d, pad, stride, bias, relu in [
+        (7, 2, 3, 8, 23, 18, 1, 3, 2, False, True),    # the stem, odd x even
+        (7, 1, 3, 6, 24, 20, 1, 3, 2, True, False),    # the stem, even
+        (3, 2, 6, 5, 17, 16, 1, 1, 2, False, True),    # 3x3 stride 2, odd x even
+        (3, 1, 5, 7, 16, 16, 1, 1, 2, True, False),    # 3x3 stride 2, even
+        (3, 2, 4, 6, 15, 13, 2, 2, 2, True, True),     # 3x3 stride 2, dilation 2
+        (3, 1, 3, 4, 12, 14, 2, 2, 2, False, False),   # 3x3 stride 2, dilation 2, even
+        (1, 2, 8, 12, 13, 11, 1, 0, 2, False, False),  # downsample 1x1 stride 2, odd
+        (1, 1, 6, 10, 16, 12, 1, 0, 2, True, True),    # downsample 1x1 stride 2, even
+        (5, 1, 4, 5, 11, 9, 1, 2, 1, True, True),      # another kernel size
+        (3, 1, 4, 3, 9, 8, 1, 1, 3, True, False),      # stride 3
+    ]:
+        conv_case(fx, k, n, cin, cout, h, w, d, pad, bias, relu, stride=stride)
+
+    # --- the epilogue's residual (ResNet's identity) ---------------------------
+    conv_case(fx, 1, 2, 8, 12, 9, 7, 1, 0, False, True, residual=True)
+    conv_case(fx, 3, 1, 5, 6, 11, 10, 2, 2, True, True, residual=True)
+    conv_case(fx, 3, 2, 4, 5, 9, 9, 1, 1, True, False, residual=True)
+    conv_case(fx, 1, 1, 6, 4, 12, 10, 1, 0, True, True, stride=2, residual=True)
+
     # --- conv_bn -------------------------------------------------------------
     #              k  n  cin cout  h   w   d  pad bias  eps   relu
     for k, n, cin, cout, h, w, d, pad, bias, eps, relu in [
@@ -312,6 +360,21 @@ def build():
         (1, 1, 3, 6, 9, 7, 1, 0, True, 1e-3, True),
     ]:
         conv_bn_case(fx, k, n, cin, cout, h, w, d, pad, bias, eps, relu)
+    conv_bn_case(fx, 7, 1, 3, 8, 21, 19, 1, 3, False, 1e-5, True, stride=2)   # ResNet stem
+    conv_bn_case(fx, 1, 2, 8, 16, 10, 9, 1, 0, False, 1e-5, False, stride=2)  # downsample
+
+    # --- max_pool2d ------------------------------------------------------------
+    #                 n  c   h   w  k  s  p  negative
+    for n, c, h, w, k, stride, pad, negative in [
+        (2, 3, 24, 18, 3, 2, 1, False),  # ResNet's stem pool, even
+        (1, 4, 23, 17, 3, 2, 1, False),  # odd
+        (2, 2, 9, 8, 3, 2, 1, True),     # all negative: padding must never win
+        (1, 3, 1, 1, 3, 2, 1, True),     # 1x1: every window mostly padding
+        (1, 2, 10, 7, 2, 2, 0, False),
+        (2, 3, 8, 11, 3, 1, 1, True),
+        (1, 2, 13, 12, 5, 3, 2, False),
+    ]:
+        max_pool_case(fx, n, c, h, w, k, stride, pad, negative)
 
     # --- batchnorm -----------------------------------------------------------
     batchnorm_case(fx, 2, 4, 9, 7, 1e-5, True)
@@ -383,7 +446,8 @@ def build_random(count, seed):
         need = lambda size: max(0, -(-(2 * d - size + 1) // 2))
         return d, (need(h) + rng.randint(0, 2), need(w) + rng.randint(0, 2))
 
-    kinds = ["conv3x3", "conv3x3", "conv1x1", "conv_bn", "batchnorm", "pool", "interpolate", "concat"]
+    kinds = ["conv3x3", "conv3x3", "conv1x1", "conv_bn", "batchnorm", "pool", "interpolate", "concat",
+             "strided", "max_pool"]
     for i in range(count):
         n, c = rng.randint(1, 3), rng.randint(1, 12)
         h, w = rng.randint(1, 40), rng.randint(1, 40)
@@ -404,6 +468,19 @@ def build_random(count, seed):
             make = lambda: pool_case(fx, n, c, h, w, rng.randint(1, 12), rng.randint(1, 12))
         elif kind == "interpolate":
             make = lambda: interp_case(fx, n, c, h, w, rng.randint(1, 70), rng.randint(1, 70), rng.random() < 0.5)
+        elif kind == "strided":
+            k, stride = rng.choice([1, 3, 5, 7]), rng.randint(1, 3)
+            d = rng.randint(1, 3) if k > 1 else 1
+            span = d * (k - 1) + 1
+            least = max(0, -(-(span - min(h, w)) // 2))
+            pad = rng.randint(least, max(least, d * (k - 1) // 2 + 1))
+            make = lambda: conv_case(fx, k, n, c, rng.randint(1, 12), h, w, d, pad, bias, relu,
+                                     stride=stride, residual=rng.random() < 0.3)
+        elif kind == "max_pool":
+            k = rng.randint(1, 5)
+            pad, stride = rng.randint(0, k // 2), rng.randint(1, 3)
+            make = lambda: max_pool_case(fx, n, c, max(h, k), max(w, k), k, stride, pad,
+                                         rng.random() < 0.3)
         else:
             make = lambda: concat_case(fx, n, h, w, [rng.randint(1, 8) for _ in range(rng.randint(1, 5))])
         try:

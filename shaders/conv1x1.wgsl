@@ -1,11 +1,11 @@
-// 1x1 convolution: a GEMM over channels, y[n, co, p] = sum_ci w[co, ci] * x[n, ci, p] + bias[co],
-// with p the flattened pixel index. Optional fused ReLU.
+// 1x1 convolution of stride 1: a GEMM over channels, y[n, co, p] = sum_ci w[co, ci] * x[n, ci, p]
+// with p the flattened pixel index, then the shared epilogue (bias, residual, ReLU).
 //
 // conv1x1_direct: w (C_out, C_in)     PyTorch's layout, one output element per invocation
 // conv1x1_tiled:  w (ceil(C_out/4), C_in) of vec4: 4 output channels side by side; each
 //                 invocation computes 4 channels x TILE_P consecutive pixels.
-// x, y, bias, the parameters and the blocked kernel's pixel split and stores:
-// shaders/conv1x1_params.wgsl (prepended).
+// x, y, bias, residual, the parameters and the epilogue: shaders/conv_params.wgsl; the blocked
+// kernel's pixel split and stores: shaders/conv1x1_tile.wgsl (both prepended).
 
 // Declared as vec4 for the tiled variant; the direct variant indexes scalars out of it.
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
@@ -23,15 +23,15 @@ fn conv1x1_direct(@builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let g = linear_id(wid, nwg, lid);
     if (g >= p.total) { return; }
-    let pixel = g % p.pixels;
-    let co = (g / p.pixels) % p.out_channels;
-    let n = g / (p.pixels * p.out_channels);
+    let pixel = g % p.out_pixels;
+    let co = (g / p.out_pixels) % p.out_channels;
+    let n = g / (p.out_pixels * p.out_channels);
     var acc = 0.0;
     for (var ci = 0u; ci < p.in_channels; ci++) {
         let wi = co * p.in_channels + ci;
-        acc += x[(n * p.in_channels + ci) * p.pixels + pixel] * w[wi / 4u][wi % 4u];
+        acc += x[(n * p.in_channels + ci) * p.out_pixels + pixel] * w[wi / 4u][wi % 4u];
     }
-    y[out_index(n, co, pixel)] = activate(acc + bias[n * p.bias_stride + co]);
+    store_output(n, co, pixel, acc);
 }
 
 @compute @workgroup_size(WORKGROUP)
@@ -41,16 +41,16 @@ fn conv1x1_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     let g = linear_id(wid, nwg, lid);
     if (g >= p.total) { return; }
     // Neighbouring invocations share a channel group (same weights) and walk along the pixels.
-    let tile = g % p.pixel_tiles;
-    let group = (g / p.pixel_tiles) % p.channel_groups;
-    let n = g / (p.pixel_tiles * p.channel_groups);
+    let tile = g % p.tiles;
+    let group = (g / p.tiles) % p.channel_groups;
+    let n = g / (p.tiles * p.channel_groups);
     let p0 = tile * TILE_P;
-    let last = p.pixels - 1u;
+    let last = p.out_pixels - 1u;
 
     var acc: array<vec4<f32>, TILE_P>;
     for (var ci = 0u; ci < p.in_channels; ci++) {
         let wv = w[group * p.in_channels + ci];
-        let plane = (n * p.in_channels + ci) * p.pixels;
+        let plane = (n * p.in_channels + ci) * p.out_pixels;
         for (var t = 0u; t < TILE_P; t++) {
             // Past the last pixel the clamped read is discarded at the store below.
             acc[t] += x[plane + min(p0 + t, last)] * wv;
@@ -58,11 +58,11 @@ fn conv1x1_tiled(@builtin(workgroup_id) wid: vec3<u32>,
     }
     for (var t = 0u; t < TILE_P; t++) {
         let pixel = p0 + t;
-        if (pixel >= p.pixels) { break; }
+        if (pixel >= p.out_pixels) { break; }
         for (var j = 0u; j < 4u; j++) {
             let co = group * 4u + j;
             if (co >= p.out_channels) { break; }
-            y[out_index(n, co, pixel)] = activate(acc[t][j] + bias[n * p.bias_stride + co]);
+            store_output(n, co, pixel, acc[t][j]);
         }
     }
 }
@@ -100,11 +100,11 @@ fn conv1x1_blocked(@builtin(workgroup_id) wid: vec3<u32>,
     let group = wid.x + wid.y * nwg.x;
     if (group >= p.total) { return; }
     let t = block_tile(group, lid);
-    var o = vec4<u32>(t.n * p.in_channels * p.pixels) + t.pixels;
+    var o = vec4<u32>(t.n * p.in_channels * p.out_pixels) + t.pixels;
     var wi = t.block * p.in_channels * VEC;
     var acc: Accumulators;
     let unrolled = p.in_channels / 4u;
-    let plane = p.pixels;
+    let plane = p.out_pixels;
     // Unrolled by 4: lavapipe runs every loop with per-lane masks, a blend per loop-carried
     // value per iteration.
     for (var i = 0u; i < unrolled; i++) {

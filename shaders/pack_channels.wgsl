@@ -1,8 +1,8 @@
 // Channel packing: NCHW -> (N, ceil(C / PACK), H, W, PACK), channel PACK*g + j in float j of
 // its pixel's group g, zeros past C. The layout of the packed convolution kernels, where one
-// load per pixel brings PACK input channels: a vec4<f32> for conv3x3_packed (PACK = 4; on
+// load per pixel brings PACK input channels: a vec4<f32> for conv2d_packed (PACK = 4; on
 // lavapipe a per-lane vec4 load costs ~1.5x a scalar one, so it is ~2.7x cheaper per channel),
-// a vec4<u64> for conv3x3_packed8 (PACK = 8).
+// a vec4<u64> for the packed8 kernels (PACK = 8).
 //
 // x: (N, C, H, W)                         contiguous NCHW
 // y: (N, ceil(C / PACK), H, W, PACK)      contiguous, i.e. an NCHW tensor (N, C/PACK, H, PACK*W)

@@ -1,18 +1,22 @@
-// Runs of output pixels cut per tap region, with the stores that follow them, shared
-// by the tap-pruned 3x3 kernels (conv3x3.wgsl's blocked, conv3x3_subgroup.wgsl,
-// conv3x3_packed8.wgsl). The launchers prepend this file after conv3x3_params.wgsl (`p`, `x`,
-// `bias`, `y`, `activate`) and register_tile.wgsl; the kernel declares WORKGROUP.
+// Runs of output pixels cut per tap region, with the stores that follow them, shared by the
+// tap-pruned k x k kernels (conv2d.wgsl's blocked, conv2d_subgroup.wgsl, conv2d_packed8.wgsl).
+// The launcher prepends this file after conv_params.wgsl (`p`, `x`, `store_output`) and
+// register_tile.wgsl; the kernel declares WORKGROUP.
 //
 // A run is up to WORKGROUP*PIX pixels of one rectangle of the output whose pixels all read the
-// same taps from real input (`ConvGeometry::tap_regions`; src/ops/conv3x3.rs `pixel_runs`
+// same taps from real input (`ConvGeometry::tap_regions`; src/ops/conv2d/mod.rs `pixel_runs`
 // builds the table): vec4<u32>(y0, x0, w | h << 16, start), the rectangle's pixels start..
 // in row-major order. So a tap is live for every pixel of a run or for none, and the region's
 // first row and column decide which.
+//
+// runs: (pixel_tiles,) of vec4<u32>   one run per workgroup
+@group(0) @binding(5) var<storage, read> runs: array<vec4<u32>>;
 
 // An invocation's PIX pixels of a run.
 struct RunPixels {
     flat: vec4<u32>,   // oy * W_out + ox
-    xy_in: vec4<u32>,  // oy * W_in + ox
+    xy_in: vec4<u32>,  // the input pixel tap (0, 0) would read without padding: the output
+                       // pixel times the stride, (oy * stride) * W_in + ox * stride
     live: vec4<bool>,  // inside the region (lanes past its end repeat its last pixel)
 }
 
@@ -24,7 +28,7 @@ fn run_pixels(run: vec4<u32>, lid: u32) -> RunPixels {
     let q = min(local, vec4<u32>(area - 1u));
     let oy = vec4<u32>(run.x) + q / region_w;
     let ox = vec4<u32>(run.y) + q % region_w;
-    return RunPixels(oy * p.out_w + ox, oy * p.in_w + ox, local < vec4<u32>(area));
+    return RunPixels(oy * p.out_w + ox, (oy * p.in_w + ox) * p.stride, local < vec4<u32>(area));
 }
 
 // A workgroup's image, block of output channels and run, with invocation `lid`'s pixels in it.
@@ -43,22 +47,21 @@ fn run_tile(group: u32, lid: u32) -> RunTile {
                    (group / p.pixel_tiles) % p.channel_blocks, run, run_pixels(run, lid));
 }
 
-// Whether a tap at offset (dy, dx) reads real input for the run's region.
+// Whether a tap at offset (dy, dx) from the strided pixel reads real input for the run's region.
 fn tap_live(run: vec4<u32>, dy: i32, dx: i32) -> bool {
-    let iy = i32(run.x) + dy;
-    let ix = i32(run.y) + dx;
+    let iy = i32(run.x * p.stride) + dy;
+    let ix = i32(run.y * p.stride) + dx;
     return iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w);
 }
 
-// Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, with
-// bias and activation.
+// Writes channels 4v..4v+3 of output pixel `pixel` (flat index in the map), if `live`, through
+// the epilogue.
 fn store_vec4(n: u32, block: u32, pixel: u32, live: bool, a: vec4<f32>, v: u32) {
     if (!live) { return; }
     for (var j = 0u; j < 4u; j++) {
         let co = (block * VEC + v) * 4u + j;
         if (co < p.out_channels) {
-            y[(n * p.out_c_total + p.out_c_offset + co) * p.out_pixels + pixel] =
-                activate(a[j] + bias[co]);
+            store_output(n, co, pixel, a[j]);
         }
     }
 }

@@ -1,4 +1,4 @@
-// What the subgroup convolution kernels (conv3x3_subgroup.wgsl, conv1x1_subgroup.wgsl) add to
+// What the subgroup convolution kernels (conv2d_subgroup.wgsl, conv1x1_subgroup.wgsl) add to
 // the register tile of register_tile.wgsl: weight loads by lanes 0..7 and their broadcasts. The
 // launchers prepend both files to each kernel's source (`shader!(..., prelude [...])` in
 // src/pipeline.rs); the kernel declares `w`, a vec4 weight array in the blocked layout, and

@@ -1,4 +1,4 @@
-// The register tile of the kernels with 64-bit loads (conv3x3_packed8.wgsl,
+// The register tile of the kernels with 64-bit loads (conv2d_packed8.wgsl,
 // conv1x1_packed8.wgsl): the inner loop over groups of 8 input channels, the input read as
 // vec4<u64>s of 8 packed channels and the weights dealt out one vec4<u64> per lane per round,
 // shared through subgroup broadcasts. The launchers prepend this file after register_tile.wgsl;
@@ -103,7 +103,7 @@ fn mac_channel(acc: ptr<function, Accumulators>, xs: vec4<f32>, q: ptr<function,
     }
 }
 
-// All `groups` groups of 8 input channels at one offset (a 3x3 tap, or the 1x1's only one):
+// All `groups` groups of 8 input channels at one offset (a k x k tap, or the 1x1's only one):
 // x8 offsets `o_start` of group 0 per pixel, groups `plane` apart; weights from `wi_start`,
 // 4*VEC vec4<u64>s per group (offsets in vec4<u64>s).
 fn mac_groups(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u32, lane: u32,

@@ -175,9 +175,16 @@ pub struct Context {
     lost: Arc<Mutex<Option<String>>>,
     /// Small constant buffers shared by launches (e.g. a zero bias), keyed by purpose.
     pub(crate) constants: Mutex<HashMap<&'static str, Arc<wgpu::Buffer>>>,
-    /// `atrous tune`'s winners for this adapter, read on first use.
-    tuned: std::sync::OnceLock<std::collections::BTreeMap<String, String>>,
+    /// Kernel configurations chosen per layer shape ([`Context::with_tuning`]).
+    tuning: TuningTable,
+    /// Tells contexts apart, so that a layer's uploads are never used on another device.
+    id: u64,
 }
+
+/// Kernel configurations by layer key (`Conv2d::tune_key`), e.g. `"conv3x3 1x512x33x33
+/// cout=256 dil=6 pad=6,6" -> "conv3x3_packed8:c16p3w8"`: what `atrous tune` measured fastest on
+/// one adapter. The engine never reads a tuning file itself; a caller passes a table in.
+pub type TuningTable = std::collections::BTreeMap<String, String>;
 
 impl Context {
     /// Creates a context on the adapter chosen by the environment (`WGPU_BACKEND`,
@@ -248,36 +255,29 @@ impl Context {
             uncaptured,
             lost,
             constants: Mutex::new(HashMap::new()),
-            tuned: std::sync::OnceLock::new(),
+            tuning: TuningTable::new(),
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         })
     }
 
-    /// The kernel configuration `atrous tune` found fastest on this adapter for the layer
-    /// `shape_key`, if the tune cache ([`crate::tune::default_path`]) has one. A cache that
-    /// cannot be read is reported once on stderr and otherwise ignored: defaults still work.
+    /// This context with `table`'s kernel configurations for the layers it names (layers it
+    /// does not name keep the measured defaults). Set before any layer is prepared.
+    pub fn with_tuning(mut self, table: TuningTable) -> Self {
+        self.tuning = table;
+        self
+    }
+
+    /// The configuration the tuning table gives the layer `shape_key`, if any.
     pub fn tuned_config(&self, shape_key: &str) -> Option<&str> {
-        self.tuned
-            .get_or_init(|| {
-                let path = crate::tune::default_path();
-                match crate::tune::TuneCache::load(&path) {
-                    Ok(cache) => cache
-                        .adapters
-                        .get(&self.adapter.cache_key())
-                        .map(|shapes| {
-                            shapes
-                                .iter()
-                                .map(|(shape, entry)| (shape.clone(), entry.winner.clone()))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    Err(error) => {
-                        eprintln!("warning: ignoring the tune cache: {error}");
-                        Default::default()
-                    }
-                }
-            })
-            .get(shape_key)
-            .map(String::as_str)
+        self.tuning.get(shape_key).map(String::as_str)
+    }
+
+    /// A number no other context of this process has.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn adapter(&self) -> &AdapterSummary {

@@ -32,7 +32,7 @@ macro_rules! shader {
     ($name:literal, [$($binding:ident),* $(,)?]) => {
         $crate::pipeline::Shader {
             name: $name,
-            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
             bindings: &[$($crate::pipeline::Binding::$binding),*],
         }
     };
@@ -40,8 +40,8 @@ macro_rules! shader {
         $crate::pipeline::Shader {
             name: $name,
             source: concat!(
-                $(include_str!(concat!("../../shaders/", $prelude, ".wgsl")), "\n",)+
-                include_str!(concat!("../../shaders/", $name, ".wgsl"))
+                $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $prelude, ".wgsl")), "\n",)+
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl"))
             ),
             bindings: &[$($crate::pipeline::Binding::$binding),*],
         }
@@ -297,16 +297,6 @@ impl Launch {
             }],
             owned: Vec::new(),
         })
-    }
-
-    /// This launch preceded by `first`'s dispatches (in one pass: each dispatch sees the
-    /// previous one's writes). Label and cost stay this launch's.
-    pub(crate) fn after(mut self, first: Launch) -> Launch {
-        let mut steps = first.steps;
-        steps.append(&mut self.steps);
-        self.steps = steps;
-        self.owned.extend(first.owned);
-        self
     }
 
     /// Keeps `buffer` alive as long as the launch (an intermediate only it uses).

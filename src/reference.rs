@@ -5,7 +5,11 @@
 //! Tensors are (shape, data) with NCHW contiguous data.
 
 use crate::ops::{BatchNorm, ConvWeights};
-use crate::shape::{adaptive_window, bilinear_scale, bilinear_source, ConvGeometry};
+use crate::shape::{adaptive_window, bilinear_scale, bilinear_source, ConvGeometry, PoolGeometry};
+
+/// Relative L2 error allowed against the f64 reference: f32 accumulation over at most a few
+/// thousand terms stays well below it.
+pub const REL_L2_TOLERANCE: f64 = 1e-5;
 
 /// A host tensor in f64, NCHW contiguous.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,11 +50,24 @@ fn relu_if(v: f64, relu: bool) -> f64 {
     }
 }
 
-/// Stride-1 convolution (1x1 or 3x3, any dilation and padding), optional ReLU.
+/// Convolution (any square kernel, stride, dilation and padding) with its bias, optional ReLU.
 pub fn conv2d(
     x: &HostTensor,
     weights: &ConvWeights,
     geometry: ConvGeometry,
+    relu: bool,
+) -> HostTensor {
+    conv2d_with(x, weights, geometry, None, None, relu)
+}
+
+/// Convolution followed by the engine's epilogue, from its definition: `relu?(conv(x) + bias +
+/// residual)`, where `per_image_bias` (N, C_out), when given, replaces the conv's own bias.
+pub fn conv2d_with(
+    x: &HostTensor,
+    weights: &ConvWeights,
+    geometry: ConvGeometry,
+    per_image_bias: Option<&HostTensor>,
+    residual: Option<&HostTensor>,
     relu: bool,
 ) -> HostTensor {
     let [n, cin, h, w] = x.shape;
@@ -61,19 +78,22 @@ pub fn conv2d(
     let mut out = vec![0.0; n * cout * oh * ow];
     for b in 0..n {
         for co in 0..cout {
-            let bias = weights.bias.as_ref().map_or(0.0, |v| v[co] as f64);
+            let bias = match per_image_bias {
+                Some(bias) => bias.data[b * cout + co],
+                None => weights.bias.as_ref().map_or(0.0, |v| v[co] as f64),
+            };
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut acc = bias;
+                    let mut acc = 0.0;
                     for ci in 0..cin {
                         for ky in 0..k {
-                            let iy = (oy + ky * geometry.dilation) as isize
+                            let iy = (oy * geometry.stride + ky * geometry.dilation) as isize
                                 - geometry.padding[0] as isize;
                             if iy < 0 || iy >= h as isize {
                                 continue;
                             }
                             for kx in 0..k {
-                                let ix = (ox + kx * geometry.dilation) as isize
+                                let ix = (ox * geometry.stride + kx * geometry.dilation) as isize
                                     - geometry.padding[1] as isize;
                                 if ix < 0 || ix >= w as isize {
                                     continue;
@@ -83,12 +103,47 @@ pub fn conv2d(
                             }
                         }
                     }
-                    out[((b * cout + co) * oh + oy) * ow + ox] = relu_if(acc, relu);
+                    let mut v = acc + bias;
+                    if let Some(r) = residual {
+                        v += r.at(b, co, oy, ox);
+                    }
+                    out[((b * cout + co) * oh + oy) * ow + ox] = relu_if(v, relu);
                 }
             }
         }
     }
     HostTensor::new([n, cout, oh, ow], out)
+}
+
+/// Max pooling from PyTorch's definition: the maximum over the window's taps inside the input.
+pub fn max_pool2d(x: &HostTensor, geometry: &PoolGeometry) -> HostTensor {
+    let [n, c, h, w] = x.shape;
+    let (oh, ow) = geometry
+        .out_hw(h, w)
+        .expect("reference max_pool2d geometry");
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    for b in 0..n {
+        for ch in 0..c {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best = f64::NEG_INFINITY;
+                    for ky in 0..geometry.kernel_size {
+                        for kx in 0..geometry.kernel_size {
+                            let iy =
+                                (oy * geometry.stride + ky) as isize - geometry.padding as isize;
+                            let ix =
+                                (ox * geometry.stride + kx) as isize - geometry.padding as isize;
+                            if iy >= 0 && iy < h as isize && ix >= 0 && ix < w as isize {
+                                best = best.max(x.at(b, ch, iy as usize, ix as usize));
+                            }
+                        }
+                    }
+                    out.push(best);
+                }
+            }
+        }
+    }
+    HostTensor::new([n, c, oh, ow], out)
 }
 
 /// Eval-mode batch norm computed from its definition, `(x - mean) / sqrt(var + eps) * gamma +

@@ -4,47 +4,91 @@
 
 use crate::error::{Error, Result};
 
-/// Geometry of a stride-1 convolution with a square kernel.
+/// Geometry of a 2-D convolution with a square kernel, as `nn.Conv2d` takes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvGeometry {
     pub kernel_size: usize,
+    pub stride: usize,
     pub dilation: usize,
     /// Zero padding added on (top and bottom, left and right).
     pub padding: [usize; 2],
 }
 
 impl ConvGeometry {
+    /// A `kernel_size` x `kernel_size` kernel with the same padding on both axes.
+    pub fn new(kernel_size: usize, stride: usize, padding: usize, dilation: usize) -> Self {
+        ConvGeometry {
+            kernel_size,
+            stride,
+            dilation,
+            padding: [padding, padding],
+        }
+    }
+
     /// DeepLab's rule for a dilated 3x3: padding = dilation keeps the map size.
     pub fn same_3x3(dilation: usize) -> Self {
-        ConvGeometry {
-            kernel_size: 3,
-            dilation,
-            padding: [dilation, dilation],
-        }
+        Self::new(3, 1, dilation, dilation)
     }
 
     pub fn pointwise() -> Self {
-        ConvGeometry {
-            kernel_size: 1,
-            dilation: 1,
-            padding: [0, 0],
+        Self::new(1, 1, 0, 1)
+    }
+
+    /// A stride-1 1x1 without padding: a GEMM over channels.
+    pub fn is_pointwise(&self) -> bool {
+        self.kernel_size == 1 && self.stride == 1 && self.padding == [0, 0]
+    }
+
+    /// The kernel's name by size and stride, after ncnn's `convolution_3x3s2`: `conv3x3`,
+    /// `conv7x7s2`, `conv1x1s2`. Kernel labels and tune keys start with it.
+    pub fn kernel_name(&self) -> String {
+        let k = self.kernel_size;
+        match self.stride {
+            1 => format!("conv{k}x{k}"),
+            s => format!("conv{k}x{k}s{s}"),
         }
     }
 
-    /// PyTorch's `out = in + 2 * padding - dilation * (kernel - 1)` (stride 1); an error if the
-    /// dilated kernel does not fit in the padded input or the dilation is 0.
-    pub fn out_hw(&self, in_h: usize, in_w: usize) -> Result<(usize, usize)> {
-        if self.dilation == 0 {
-            return Err(Error::invalid("conv2d dilation", "must be >= 1, found 0"));
+    /// Checks what PyTorch would reject before any size is computed.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("kernel_size", self.kernel_size),
+            ("stride", self.stride),
+            ("dilation", self.dilation),
+        ] {
+            if value == 0 {
+                return Err(Error::invalid(
+                    format!("conv2d {name}"),
+                    "must be >= 1, found 0",
+                ));
+            }
         }
-        let span = self.dilation * (self.kernel_size - 1);
-        let out = |size: usize, pad: usize| (size + 2 * pad).checked_sub(span).filter(|&o| o > 0);
+        // Tap masks are u128 (`live_mask`); real networks stop at 7x7.
+        if self.kernel_size > 128 {
+            return Err(Error::invalid(
+                "conv2d kernel_size",
+                format!("at most 128, found {}", self.kernel_size),
+            ));
+        }
+        Ok(())
+    }
+
+    /// PyTorch's `out = (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1`
+    /// (rounded down); an error if the dilated kernel does not fit in the padded input.
+    pub fn out_hw(&self, in_h: usize, in_w: usize) -> Result<(usize, usize)> {
+        self.validate()?;
+        let span = self.dilation * (self.kernel_size - 1) + 1;
+        let out = |size: usize, pad: usize| {
+            (size + 2 * pad)
+                .checked_sub(span)
+                .map(|room| room / self.stride + 1)
+        };
         match (out(in_h, self.padding[0]), out(in_w, self.padding[1])) {
             (Some(h), Some(w)) => Ok((h, w)),
             _ => Err(Error::shape(
                 "conv2d input",
                 format!(
-                    "H + 2*{} and W + 2*{} larger than the dilated kernel span {span}",
+                    "H + 2*{} and W + 2*{} at least the dilated kernel span {span}",
                     self.padding[0], self.padding[1]
                 ),
                 format!("H={in_h}, W={in_w}"),
@@ -83,11 +127,12 @@ pub struct TapRegion {
 }
 
 impl ConvGeometry {
-    /// Bit k set when tap k of output position `o` lands inside an input of `in_size`.
-    fn live_mask(&self, o: usize, in_size: usize, pad: usize) -> u32 {
+    /// Bit k set when tap k of output position `o` lands inside an input of `in_size`
+    /// (kernels up to 128 taps wide).
+    fn live_mask(&self, o: usize, in_size: usize, pad: usize) -> u128 {
         (0..self.kernel_size)
             .filter(|k| {
-                let i = (o + k * self.dilation) as isize - pad as isize;
+                let i = (o * self.stride + k * self.dilation) as isize - pad as isize;
                 i >= 0 && i < in_size as isize
             })
             .fold(0, |mask, k| mask | 1 << k)
@@ -109,10 +154,10 @@ impl ConvGeometry {
     }
 
     /// The output map cut into rectangles of pixels that read the same taps, row runs times
-    /// column runs, in row-major order: at most 7 x 7 for a 3x3 kernel (each tap can enter and
-    /// leave the input once per axis), 9 for DeepLab's padding = dilation. A kernel that works on
-    /// runs of pixels from one rectangle prunes taps exactly: a tap is live for all of them or
-    /// for none.
+    /// column runs, in row-major order: at most (2k + 1)^2 for a k x k kernel (each tap can
+    /// enter and leave the input once per axis, whatever the stride), 9 for DeepLab's 3x3 with
+    /// padding = dilation. A kernel that works on runs of pixels from one rectangle prunes taps
+    /// exactly: a tap is live for all of them or for none.
     pub fn tap_regions(&self, in_h: usize, in_w: usize) -> Result<Vec<TapRegion>> {
         let (out_h, out_w) = self.out_hw(in_h, in_w)?;
         let rows = self.live_runs(in_h, self.padding[0], out_h);
@@ -121,6 +166,65 @@ impl ConvGeometry {
             .iter()
             .flat_map(|&(y0, h)| cols.iter().map(move |&(x0, w)| TapRegion { y0, x0, h, w }))
             .collect())
+    }
+}
+
+/// Geometry of `nn.MaxPool2d(kernel_size, stride, padding)` with PyTorch's defaults otherwise
+/// (dilation 1, ceil_mode False).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolGeometry {
+    pub kernel_size: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl PoolGeometry {
+    /// ResNet's stem pool: 3x3, stride 2, padding 1.
+    pub const RESNET_STEM: PoolGeometry = PoolGeometry {
+        kernel_size: 3,
+        stride: 2,
+        padding: 1,
+    };
+
+    /// PyTorch's `out = (in + 2 * padding - kernel) / stride + 1` (rounded down), with its
+    /// checks: kernel and stride >= 1, padding at most half the kernel (so every window holds a
+    /// real pixel), and a window that fits the padded input.
+    pub fn out_hw(&self, in_h: usize, in_w: usize) -> Result<(usize, usize)> {
+        if self.kernel_size == 0 || self.stride == 0 {
+            return Err(Error::invalid(
+                "max_pool2d",
+                format!(
+                    "kernel_size and stride must be >= 1, found {} and {}",
+                    self.kernel_size, self.stride
+                ),
+            ));
+        }
+        if 2 * self.padding > self.kernel_size {
+            return Err(Error::invalid(
+                "max_pool2d padding",
+                format!(
+                    "must be at most half the kernel size ({}), found {}",
+                    self.kernel_size / 2,
+                    self.padding
+                ),
+            ));
+        }
+        let out = |size: usize| {
+            (size + 2 * self.padding)
+                .checked_sub(self.kernel_size)
+                .map(|room| room / self.stride + 1)
+        };
+        match (out(in_h), out(in_w)) {
+            (Some(h), Some(w)) => Ok((h, w)),
+            _ => Err(Error::shape(
+                "max_pool2d input",
+                format!(
+                    "H + 2*{0} and W + 2*{0} at least the kernel size {1}",
+                    self.padding, self.kernel_size
+                ),
+                format!("H={in_h}, W={in_w}"),
+            )),
+        }
     }
 }
 
@@ -176,11 +280,7 @@ mod tests {
     #[test]
     fn conv_output_size_follows_pytorch() {
         assert_eq!(ConvGeometry::same_3x3(12).out_hw(9, 7).unwrap(), (9, 7));
-        let no_pad = ConvGeometry {
-            kernel_size: 3,
-            dilation: 2,
-            padding: [0, 0],
-        };
+        let no_pad = ConvGeometry::new(3, 1, 0, 2);
         assert_eq!(no_pad.out_hw(9, 7).unwrap(), (5, 3));
         assert!(no_pad.out_hw(4, 7).is_err());
         let zero = ConvGeometry {
@@ -188,6 +288,32 @@ mod tests {
             ..no_pad
         };
         assert!(zero.out_hw(9, 9).is_err());
+        // Strided: ResNet's stem and its 3x3 / 1x1 downsampling, odd and even sizes.
+        let stem = ConvGeometry::new(7, 2, 3, 1);
+        assert_eq!(stem.out_hw(520, 520).unwrap(), (260, 260));
+        assert_eq!(stem.out_hw(473, 31).unwrap(), (237, 16));
+        assert_eq!(
+            ConvGeometry::new(3, 2, 1, 1).out_hw(65, 64).unwrap(),
+            (33, 32)
+        );
+        assert_eq!(ConvGeometry::new(3, 2, 2, 2).out_hw(9, 10).unwrap(), (5, 5));
+        assert_eq!(
+            ConvGeometry::new(1, 2, 0, 1).out_hw(65, 64).unwrap(),
+            (33, 32)
+        );
+        assert!(ConvGeometry::new(3, 0, 1, 1).out_hw(9, 9).is_err());
+    }
+
+    #[test]
+    fn max_pool_output_size_and_checks_follow_pytorch() {
+        let pool = PoolGeometry::RESNET_STEM;
+        assert_eq!(pool.out_hw(260, 260).unwrap(), (130, 130));
+        assert_eq!(pool.out_hw(237, 16).unwrap(), (119, 8));
+        assert_eq!(pool.out_hw(1, 1).unwrap(), (1, 1));
+        let too_much_padding = PoolGeometry { padding: 2, ..pool };
+        assert!(too_much_padding.out_hw(9, 9).is_err());
+        let no_padding = PoolGeometry { padding: 0, ..pool };
+        assert!(no_padding.out_hw(2, 5).is_err());
     }
 
     #[test]
@@ -217,15 +343,17 @@ mod tests {
             ConvGeometry::same_3x3(18),
             ConvGeometry::same_3x3(40),
             ConvGeometry {
-                kernel_size: 3,
-                dilation: 2,
                 padding: [0, 5],
+                ..ConvGeometry::new(3, 1, 0, 2)
             },
             ConvGeometry {
-                kernel_size: 3,
-                dilation: 3,
                 padding: [7, 1],
+                ..ConvGeometry::new(3, 1, 0, 3)
             },
+            ConvGeometry::new(7, 2, 3, 1),
+            ConvGeometry::new(3, 2, 1, 1),
+            ConvGeometry::new(3, 2, 2, 2),
+            ConvGeometry::new(1, 2, 0, 1),
         ];
         for g in geometries {
             for (in_h, in_w) in [(33, 33), (5, 9), (1, 1), (60, 17)] {
@@ -233,7 +361,8 @@ mod tests {
                     continue;
                 };
                 let regions = g.tap_regions(in_h, in_w).unwrap();
-                assert!(regions.len() <= 49);
+                let bound = (2 * g.kernel_size + 1).pow(2);
+                assert!(regions.len() <= bound);
                 let mut covered = vec![0; out_h * out_w];
                 for r in &regions {
                     let rows = g.live_mask(r.y0, in_h, g.padding[0]);

@@ -6,8 +6,11 @@
 use crate::context::Context;
 use crate::error::{Error, Result, Shape};
 
-/// A rank-4 f32 tensor in GPU memory. It owns its buffer; dropping the tensor frees it (wgpu
-/// keeps the memory alive until submitted work that uses it has finished).
+/// A rank-4 f32 tensor in GPU memory, at the start of its buffer. Tensors made by `from_slice`
+/// and `empty` own their buffer; a plan's tensors share the buffers the memory planner assigned
+/// (wgpu reference-counts buffers: the memory lives until the last handle and the submitted
+/// work that uses it are gone). Cloning a tensor shares its buffer.
+#[derive(Clone)]
 pub struct Tensor {
     pub(crate) buffer: wgpu::Buffer,
     shape: [usize; 4],
@@ -58,6 +61,24 @@ impl Tensor {
         let buffer = ctx.storage_buffer(name, count as u64 * 4)?;
         Ok(Tensor {
             buffer,
+            shape,
+            name: name.to_string(),
+        })
+    }
+
+    /// A tensor of `shape` at the start of `buffer` (a buffer the memory planner shares between
+    /// tensors whose lifetimes do not overlap; it may be larger than the tensor).
+    pub(crate) fn view(name: &str, buffer: &wgpu::Buffer, shape: [usize; 4]) -> Result<Self> {
+        let count = check_shape(name, shape)?;
+        if count as u64 * 4 > buffer.size() {
+            return Err(Error::shape(
+                name,
+                format!("a buffer of at least {} bytes", count * 4),
+                format!("{} bytes", buffer.size()),
+            ));
+        }
+        Ok(Tensor {
+            buffer: buffer.clone(),
             shape,
             name: name.to_string(),
         })

@@ -1,24 +1,26 @@
-//! Every convolution kernel variant, under its default and several register tiles, against the
-//! float64 reference (`atrous::reference::conv2d`) on randomized shapes: dilations up to and past
-//! the map size (only the centre tap, or no tap at all, reads real pixels), H != W, batches of
-//! 2, input channel counts that leave a remainder after the unrolled loop, output channel counts
-//! that are not a multiple of any block, paddings other than the dilation, asymmetric ones
-//! included. Relative L2 error <= 1e-5.
+//! Every convolution kernel variant of both families, under its default and several register
+//! tiles, against the float64 reference (`atrous::reference::conv2d_with`) on randomized
+//! problems, each ending in the shared epilogue (bias per channel or per image, residual,
+//! ReLU): for the k x k kernels dilations up to and past the map size (only the centre tap, or
+//! no tap at all, reads real pixels), strides 1 and 2, kernels of 1, 3, 5 and 7, paddings
+//! other than the dilation (asymmetric ones included); for the 1x1 GEMMs channel counts around
+//! their groups; for both H != W, batches of 2, input channel counts that leave a remainder
+//! after the unrolled loop and output channel counts that are not a multiple of any block.
+//! Relative L2 error <= 1e-5.
 //!
 //! Runs on the adapter `WGPU_BACKEND` selects; CI runs it under `vulkan` and `gl`. Variants the
 //! adapter cannot run (the subgroup kernels on GL) are reported and skipped.
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use atrous::check::{Rng, REL_L2_TOLERANCE};
-use atrous::ops::conv1x1::{Conv1x1Config, Conv1x1Variant};
-use atrous::ops::conv3x3::{Conv3x3Config, Conv3x3Variant};
-use atrous::ops::{Conv1x1, Conv3x3, RegisterTile};
-use atrous::reference::{self, compare, unravel, HostTensor};
+use atrous::ops::conv2d::{ConvConfig, ConvVariant, Family, RegisterTile};
+use atrous::ops::{Conv2d, ConvWeights, Epilogue};
+use atrous::reference::{self, compare, unravel, HostTensor, REL_L2_TOLERANCE};
+use atrous::rng::Rng;
 use atrous::shape::ConvGeometry;
 use atrous::{Context, Tensor};
 
-/// Random shapes per configuration.
+/// Random problems per configuration.
 const SHAPES: u64 = 6;
 
 fn ctx() -> &'static Context {
@@ -34,36 +36,59 @@ fn gpu() -> MutexGuard<'static, ()> {
     GPU.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A random 3x3 problem: input shape, output channels, geometry. Seeds 0 and 1 are forced
-/// edge cases: a rate past both sides of a non-square map with a batch of 2, and a 1-pixel map.
-fn random_conv3x3(rng: &mut Rng, seed: u64) -> ([usize; 4], usize, ConvGeometry) {
-    let n = 1 + rng.below(2);
+/// A random problem for the k x k kernels: input shape, output channels, geometry. Seeds 0-3
+/// are forced edge cases: a rate past both sides of a non-square map with a batch of 2, a
+/// 1-pixel map, ResNet's 7x7 stride-2 stem on an odd map, and a strided dilated 3x3.
+fn random_taps(rng: &mut Rng, seed: u64) -> ([usize; 4], usize, ConvGeometry) {
+    let n = if seed == 0 { 2 } else { 1 + rng.below(2) };
     let in_channels = 1 + rng.below(11);
     let out_channels = 1 + rng.below(21);
     let (h, w) = match seed {
         0 => (9, 14),
         1 => (1, 1),
+        2 => (15, 12),
         _ => (1 + rng.below(22), 1 + rng.below(22)),
     };
-    let dilation = match seed {
-        0 => 24,
-        1 => 3,
-        _ => 1 + rng.below(26),
-    };
-    let geometry = if seed < 2 || rng.below(3) > 0 {
-        ConvGeometry::same_3x3(dilation)
-    } else {
-        // Any padding that still leaves an output, possibly different per axis.
-        let span = 2 * dilation;
-        let min_pad = |size: usize| span.saturating_sub(size - 1).div_ceil(2);
-        ConvGeometry {
-            kernel_size: 3,
-            dilation,
-            padding: [min_pad(h) + rng.below(4), min_pad(w) + rng.below(4)],
+    let geometry = match seed {
+        0 => ConvGeometry::same_3x3(24),
+        1 => ConvGeometry::same_3x3(3),
+        2 => ConvGeometry::new(7, 2, 3, 1),
+        3 => ConvGeometry::new(3, 2, 2, 2),
+        _ => {
+            let kernel_size = [1, 3, 3, 3, 5, 7][rng.below(6)];
+            let stride = 1 + rng.below(2);
+            let dilation = if kernel_size == 1 {
+                1
+            } else {
+                1 + rng.below(8)
+            };
+            // Any padding that still leaves an output, possibly different per axis; a 1x1 of
+            // stride 1 needs some, or it would be the GEMMs' geometry.
+            let span = dilation * (kernel_size - 1) + 1;
+            let min_pad = |size: usize| span.saturating_sub(size).div_ceil(2);
+            let extra = if kernel_size == 1 && stride == 1 {
+                1
+            } else {
+                0
+            };
+            ConvGeometry {
+                padding: [min_pad(h) + rng.below(4) + extra, min_pad(w) + rng.below(4)],
+                ..ConvGeometry::new(kernel_size, stride, 0, dilation)
+            }
         }
     };
-    let n = if seed == 0 { 2 } else { n };
     ([n, in_channels, h, w], out_channels, geometry)
+}
+
+/// A random problem for the 1x1 GEMMs.
+fn random_pointwise(rng: &mut Rng, _seed: u64) -> ([usize; 4], usize, ConvGeometry) {
+    let input = [
+        1 + rng.below(2),
+        1 + rng.below(13),
+        1 + rng.below(20),
+        1 + rng.below(20),
+    ];
+    (input, 1 + rng.below(21), ConvGeometry::pointwise())
 }
 
 fn upload(rng: &mut Rng, shape: [usize; 4]) -> (Tensor, HostTensor) {
@@ -85,57 +110,80 @@ fn assert_close(what: &str, gpu: &[f32], expected: &HostTensor) {
     );
 }
 
-/// Runs `config` on SHAPES random problems (or reports it skipped).
-fn check_conv3x3(config: Conv3x3Config) {
+/// Which epilogue problem `seed` gets: every configuration sees a residual with ReLU (seed 2),
+/// a per-image bias (seed 3, seed 5 with a residual too) and plain bias/ReLU choices.
+fn epilogue_for(seed: u64, rng: &mut Rng) -> (bool, bool, bool, bool) {
+    // (conv bias, relu, per-image bias, residual)
+    match seed {
+        2 => (true, true, false, true),
+        3 => (false, false, true, false),
+        5 => (true, true, true, true),
+        _ => (rng.below(2) == 0, rng.below(2) == 0, false, false),
+    }
+}
+
+/// Runs `config` on SHAPES random problems from `problem` (or reports it skipped).
+fn check(
+    config: ConvConfig,
+    family: Family,
+    problem: fn(&mut Rng, u64) -> ([usize; 4], usize, ConvGeometry),
+) {
     let _gpu = gpu();
-    if let Some(reason) = config.variant.unsupported(ctx()) {
-        eprintln!("skipped {config}: {reason}");
+    if let Some(reason) = config.variant.unsupported(ctx(), family) {
+        eprintln!("skipped {config} ({family:?}): {reason}");
         return;
     }
     for seed in 0..SHAPES {
         let mut rng = Rng::new(1000 * seed + 17);
-        let (input, out_channels, geometry) = random_conv3x3(&mut rng, seed);
-        let (bias, relu) = (rng.below(2) == 0, rng.below(2) == 0);
+        let (input, out_channels, geometry) = problem(&mut rng, seed);
+        assert_eq!(Family::of(&geometry), family);
+        let (bias, relu, per_image, residual) = epilogue_for(seed, &mut rng);
         let (x, hx) = upload(&mut rng, input);
-        let weights = rng.conv_weights(out_channels, input[1], 3, bias);
-        let conv = Conv3x3::with_config(ctx(), "conv", &weights, geometry, relu, config).unwrap();
-        let y = conv.forward(ctx(), &x).unwrap().to_vec(ctx()).unwrap();
-        let expected = reference::conv2d(&hx, &weights, geometry, relu);
+        let weights = rng.conv_weights(out_channels, input[1], geometry.kernel_size, bias);
+        let conv = Conv2d::new("conv", weights.clone(), geometry)
+            .unwrap()
+            .with_config(config);
+        let out_shape = conv.out_shape(input).unwrap();
+        let per_image = per_image.then(|| upload(&mut rng, [input[0], out_channels, 1, 1]));
+        let residual = residual.then(|| upload(&mut rng, out_shape));
+        let epilogue = Epilogue {
+            relu,
+            per_image_bias: per_image.as_ref().map(|(t, _)| t),
+            residual: residual.as_ref().map(|(t, _)| t),
+        };
+        let y = conv
+            .forward_with(ctx(), &x, &epilogue)
+            .unwrap()
+            .to_vec(ctx())
+            .unwrap();
+        let expected = reference::conv2d_with(
+            &hx,
+            &weights,
+            geometry,
+            per_image.as_ref().map(|(_, h)| h),
+            residual.as_ref().map(|(_, h)| h),
+            relu,
+        );
         assert_close(
-            &format!("{config} on {input:?} -> {out_channels}, {geometry:?}"),
+            &format!(
+                "{} on {input:?} -> {out_channels}, {geometry:?}, relu {relu}, per-image bias \
+                 {}, residual {}",
+                config.label(&geometry),
+                per_image.is_some(),
+                residual.is_some()
+            ),
             &y,
             &expected,
         );
     }
 }
 
-fn check_conv1x1(config: Conv1x1Config) {
-    let _gpu = gpu();
-    if let Some(reason) = config.variant.unsupported(ctx()) {
-        eprintln!("skipped {config}: {reason}");
-        return;
-    }
-    for seed in 0..SHAPES {
-        let mut rng = Rng::new(1000 * seed + 29);
-        let input = [
-            1 + rng.below(2),
-            1 + rng.below(13),
-            1 + rng.below(20),
-            1 + rng.below(20),
-        ];
-        let out_channels = 1 + rng.below(21);
-        let (bias, relu) = (rng.below(2) == 0, rng.below(2) == 0);
-        let (x, hx) = upload(&mut rng, input);
-        let weights = rng.conv_weights(out_channels, input[1], 1, bias);
-        let conv = Conv1x1::with_config(ctx(), "conv", &weights, relu, config).unwrap();
-        let y = conv.forward(ctx(), &x).unwrap().to_vec(ctx()).unwrap();
-        let expected = reference::conv2d(&hx, &weights, ConvGeometry::pointwise(), relu);
-        assert_close(
-            &format!("{config} on {input:?} -> {out_channels}"),
-            &y,
-            &expected,
-        );
-    }
+fn check_taps(config: ConvConfig) {
+    check(config, Family::Taps, random_taps);
+}
+
+fn check_pointwise(config: ConvConfig) {
+    check(config, Family::Pointwise, random_pointwise);
 }
 
 /// Tiles of the blocked kernels beside the default (c8p3w8): 4, 12 and 32 channels, 1, 2 and
@@ -147,7 +195,7 @@ const BLOCKED_TILES: [RegisterTile; 3] = [
     RegisterTile::new(8, 1, 24),
 ];
 
-/// Tiles of the subgroup kernels beside the defaults (c16p3w8 for the 3x3, c24p2w8 for the
+/// Tiles of the subgroup kernels beside the defaults (c16p3w8 for k x k, c24p2w8 for the
 /// 1x1): 8, 16, 24 and 32 channels, 1, 2 and 4 pixels, workgroups of 8, 16 and 32.
 const SUBGROUP_TILES: [RegisterTile; 4] = [
     RegisterTile::new(2, 4, 8),
@@ -156,132 +204,135 @@ const SUBGROUP_TILES: [RegisterTile; 4] = [
     RegisterTile::new(8, 1, 32),
 ];
 
-#[test]
-fn conv3x3_direct_matches_reference() {
-    check_conv3x3(Conv3x3Variant::Direct.into());
-}
-
-#[test]
-fn conv3x3_tiled_matches_reference() {
-    check_conv3x3(Conv3x3Variant::Tiled.into());
-}
-
-#[test]
-fn conv3x3_blocked_matches_reference_under_every_tile() {
-    check_conv3x3(Conv3x3Variant::Blocked.into());
-    for tile in BLOCKED_TILES {
-        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Blocked, tile));
-    }
-}
-
-#[test]
-fn conv3x3_subgroup_matches_reference_under_every_tile() {
-    check_conv3x3(Conv3x3Variant::Subgroup.into());
-    for tile in SUBGROUP_TILES {
-        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Subgroup, tile));
-    }
-}
-
-#[test]
-fn conv3x3_packed_matches_reference_under_every_tile() {
-    check_conv3x3(Conv3x3Variant::Packed.into());
-    for tile in SUBGROUP_TILES {
-        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Packed, tile));
-    }
-}
-
-/// The 64-bit-load kernel under the subgroup tiles it takes (2, 4 or 8 vec4s) and a workgroup
-/// of two subgroups.
-#[test]
-fn conv3x3_packed8_matches_reference_under_every_tile() {
-    check_conv3x3(Conv3x3Variant::Packed8.into());
+/// The 64-bit-load kernels take 2, 4 or 8 vec4s; one tile has a workgroup of two subgroups.
+fn packed8_tiles() -> impl Iterator<Item = RegisterTile> {
     let tiles = SUBGROUP_TILES.into_iter().filter(|t| t.vec4s != 6);
-    for tile in tiles.chain([RegisterTile::new(4, 1, 16)]) {
-        check_conv3x3(Conv3x3Config::new(Conv3x3Variant::Packed8, tile));
+    tiles.chain([RegisterTile::new(4, 1, 16)])
+}
+
+#[test]
+fn conv2d_direct_matches_reference() {
+    check_taps(ConvVariant::Direct.into());
+}
+
+#[test]
+fn conv2d_tiled_matches_reference() {
+    check_taps(ConvVariant::Tiled.into());
+}
+
+#[test]
+fn conv2d_blocked_matches_reference_under_every_tile() {
+    check_taps(ConvVariant::Blocked.into());
+    for tile in BLOCKED_TILES {
+        check_taps(ConvConfig::new(ConvVariant::Blocked, tile));
     }
 }
 
-/// The default resolves to a concrete kernel this adapter runs, and that kernel is right.
 #[test]
-fn conv3x3_default_matches_reference() {
+fn conv2d_subgroup_matches_reference_under_every_tile() {
+    check_taps(ConvVariant::Subgroup.into());
+    for tile in SUBGROUP_TILES {
+        check_taps(ConvConfig::new(ConvVariant::Subgroup, tile));
+    }
+}
+
+#[test]
+fn conv2d_packed_matches_reference_under_every_tile() {
+    check_taps(ConvVariant::Packed.into());
+    for tile in SUBGROUP_TILES {
+        check_taps(ConvConfig::new(ConvVariant::Packed, tile));
+    }
+}
+
+#[test]
+fn conv2d_packed8_matches_reference_under_every_tile() {
+    check_taps(ConvVariant::Packed8.into());
+    for tile in packed8_tiles() {
+        check_taps(ConvConfig::new(ConvVariant::Packed8, tile));
+    }
+}
+
+/// What `Auto` picks on this adapter for a k x k layer, and that kernel is right.
+#[test]
+fn conv2d_default_matches_reference() {
     let gpu_guard = gpu();
-    let weights = Rng::new(3).conv_weights(12, 4, 3, true);
-    let conv = Conv3x3::new(
-        ctx(),
-        "conv",
-        &weights,
-        ConvGeometry::same_3x3(2),
-        false,
-        Conv3x3Variant::default(),
-    )
-    .unwrap();
-    let expected = if ctx().has_subgroups() && ctx().has_int64() {
-        Conv3x3Variant::Packed8
-    } else if ctx().has_subgroups() {
-        Conv3x3Variant::Packed
-    } else {
-        Conv3x3Variant::Blocked
+    let conv = |in_channels: usize| {
+        let weights = Rng::new(3).conv_weights(12, in_channels, 3, true);
+        Conv2d::new("conv", weights, ConvGeometry::same_3x3(2)).unwrap()
     };
-    let x = Tensor::empty(ctx(), "x", [1, weights.in_channels, 9, 9]).unwrap();
-    assert_eq!(conv.config_for(ctx(), x.shape()).unwrap().variant, expected);
+    let picked = |in_channels: usize| {
+        conv(in_channels)
+            .config_for(ctx(), [1, in_channels, 9, 9])
+            .unwrap()
+            .variant
+    };
+    let (wide, narrow) = match (ctx().has_subgroups(), ctx().has_int64()) {
+        (true, true) => (ConvVariant::Packed8, ConvVariant::Packed),
+        (true, false) => (ConvVariant::Packed, ConvVariant::Packed),
+        (false, _) => (ConvVariant::Blocked, ConvVariant::Blocked),
+    };
+    assert_eq!(picked(16), wide);
+    // A 3-channel stem: padding it to 8 channels would do 2.7x the work.
+    assert_eq!(picked(3), narrow);
     drop(gpu_guard);
-    check_conv3x3(Conv3x3Config::default());
+    check_taps(ConvConfig::AUTO);
 }
 
 #[test]
 fn conv1x1_direct_matches_reference() {
-    check_conv1x1(Conv1x1Variant::Direct.into());
+    check_pointwise(ConvVariant::Direct.into());
 }
 
 #[test]
 fn conv1x1_tiled_matches_reference() {
-    check_conv1x1(Conv1x1Variant::Tiled.into());
+    check_pointwise(ConvVariant::Tiled.into());
 }
 
 #[test]
 fn conv1x1_blocked_matches_reference_under_every_tile() {
-    check_conv1x1(Conv1x1Variant::Blocked.into());
+    check_pointwise(ConvVariant::Blocked.into());
     for tile in BLOCKED_TILES {
-        check_conv1x1(Conv1x1Config::new(Conv1x1Variant::Blocked, tile));
+        check_pointwise(ConvConfig::new(ConvVariant::Blocked, tile));
     }
 }
 
 #[test]
 fn conv1x1_subgroup_matches_reference_under_every_tile() {
-    check_conv1x1(Conv1x1Variant::Subgroup.into());
+    check_pointwise(ConvVariant::Subgroup.into());
     for tile in SUBGROUP_TILES {
-        check_conv1x1(Conv1x1Config::new(Conv1x1Variant::Subgroup, tile));
+        check_pointwise(ConvConfig::new(ConvVariant::Subgroup, tile));
     }
 }
 
-/// The 64-bit-load 1x1 under the subgroup tiles it takes (2, 4 or 8 vec4s) and a workgroup of
-/// two subgroups. C_in runs 1..13, so the zero padding to 8 channels is exercised.
+/// The 64-bit-load 1x1: C_in runs 1..13, so the zero padding to 8 channels is exercised.
 #[test]
 fn conv1x1_packed8_matches_reference_under_every_tile() {
-    check_conv1x1(Conv1x1Variant::Packed8.into());
-    let tiles = SUBGROUP_TILES.into_iter().filter(|t| t.vec4s != 6);
-    for tile in tiles.chain([RegisterTile::new(4, 1, 16)]) {
-        check_conv1x1(Conv1x1Config::new(Conv1x1Variant::Packed8, tile));
+    check_pointwise(ConvVariant::Packed8.into());
+    for tile in packed8_tiles() {
+        check_pointwise(ConvConfig::new(ConvVariant::Packed8, tile));
     }
 }
 
-/// The default resolves to a concrete kernel this adapter runs, and that kernel is right.
+/// What `Auto` picks on this adapter for a 1x1 layer, and that kernel is right.
 #[test]
 fn conv1x1_default_matches_reference() {
     let gpu_guard = gpu();
     let weights = Rng::new(4).conv_weights(12, 4, 1, true);
-    let conv = Conv1x1::new(ctx(), "conv", &weights, false, Conv1x1Variant::default()).unwrap();
+    let conv = Conv2d::new("conv", weights, ConvGeometry::pointwise()).unwrap();
     let expected = if ctx().has_subgroups() && ctx().has_int64() {
-        Conv1x1Variant::Packed8
+        ConvVariant::Packed8
     } else if ctx().has_subgroups() {
-        Conv1x1Variant::Subgroup
+        ConvVariant::Subgroup
     } else {
-        Conv1x1Variant::Tiled
+        ConvVariant::Tiled
     };
-    let x = Tensor::empty(ctx(), "x", [1, weights.in_channels, 9, 9]).unwrap();
-    assert_eq!(conv.config_for(ctx(), x.shape()).unwrap().variant, expected);
+    let resolved = conv.config_for(ctx(), [1, 4, 9, 9]).unwrap();
+    assert_eq!(
+        (resolved.family, resolved.variant),
+        (Family::Pointwise, expected)
+    );
     drop(gpu_guard);
-    check_conv1x1(Conv1x1Config::default());
+    check_pointwise(ConvConfig::AUTO);
 }
 
 /// A configuration the adapter cannot run is an error that says why, not a validation failure.
@@ -292,82 +343,124 @@ fn subgroup_variant_without_subgroups_is_a_clear_error() {
         return;
     }
     let weights = Rng::new(5).conv_weights(4, 4, 1, false);
-    let error = Conv1x1::new(ctx(), "conv", &weights, false, Conv1x1Variant::Subgroup)
+    let conv = Conv2d::new("conv", weights, ConvGeometry::pointwise())
+        .unwrap()
+        .with_config(ConvVariant::Subgroup.into());
+    let x = Tensor::empty(ctx(), "x", [1, 4, 3, 3]).unwrap();
+    let error = conv
+        .forward(ctx(), &x, false)
         .err()
         .expect("no subgroups: an error");
     assert!(error.to_string().contains("subgroup"), "{error}");
 }
 
-/// Tile labels round-trip through the configs' Display and FromStr (the tuner's cache format),
-/// and tiles outside a kernel's range are rejected with the range.
+/// Labels round-trip through `label` and `parse_for` (the tuner's cache format), a label for
+/// another geometry is refused, and tiles outside a kernel's range are rejected with the range.
 #[test]
 fn configs_round_trip_and_reject_bad_tiles() {
     let _gpu = gpu();
-    for config in Conv3x3Config::candidates(ctx()) {
-        assert_eq!(config.to_string().parse::<Conv3x3Config>().unwrap(), config);
-    }
-    for config in Conv1x1Config::candidates(ctx()) {
-        assert_eq!(config.to_string().parse::<Conv1x1Config>().unwrap(), config);
+    let geometries = [
+        ConvGeometry::same_3x3(6),
+        ConvGeometry::pointwise(),
+        ConvGeometry::new(7, 2, 3, 1),
+    ];
+    for geometry in geometries {
+        for config in ConvConfig::candidates(ctx(), Family::of(&geometry)) {
+            let label = config.label(&geometry);
+            assert_eq!(
+                ConvConfig::parse_for(&label, &geometry).unwrap(),
+                config,
+                "{label}"
+            );
+        }
     }
     // Parsing is independent of the adapter (candidates() leaves out what it cannot run).
+    let parse = |text: &str, geometry: &ConvGeometry| ConvConfig::parse_for(text, geometry);
     assert_eq!(
-        "packed:c16p3w8".parse::<Conv3x3Config>().unwrap(),
-        Conv3x3Config::new(Conv3x3Variant::Packed, RegisterTile::new(4, 3, 8))
+        parse("packed:c16p3w8", &ConvGeometry::same_3x3(1)).unwrap(),
+        ConvConfig::new(ConvVariant::Packed, RegisterTile::new(4, 3, 8))
     );
     assert_eq!(
-        "conv3x3_packed8:c8p4w16".parse::<Conv3x3Config>().unwrap(),
-        Conv3x3Config::new(Conv3x3Variant::Packed8, RegisterTile::new(2, 4, 16))
+        parse("conv3x3_packed8:c8p4w16", &ConvGeometry::same_3x3(2)).unwrap(),
+        ConvConfig::new(ConvVariant::Packed8, RegisterTile::new(2, 4, 16))
     );
     assert_eq!(
-        "packed8:c16p3w8".parse::<Conv1x1Config>().unwrap(),
-        Conv1x1Config::new(Conv1x1Variant::Packed8, RegisterTile::new(4, 3, 8))
+        parse("conv2d_direct", &ConvGeometry::new(7, 2, 3, 1)).unwrap(),
+        ConvVariant::Direct.into()
     );
-    let error = "packed".parse::<Conv1x1Config>().unwrap_err().to_string();
-    assert!(error.contains("found 'packed'"), "{error}");
-    let weights = Rng::new(6).conv_weights(4, 4, 3, false);
-    let rejection = |config: Conv3x3Config| {
-        Conv3x3::with_config(
-            ctx(),
-            "conv",
-            &weights,
-            ConvGeometry::same_3x3(1),
-            false,
-            config,
-        )
-        .err()
-        .unwrap_or_else(|| panic!("{config} is rejected"))
-        .to_string()
+    let error = parse("conv3x3_direct", &ConvGeometry::pointwise())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("conv1x1"), "{error}");
+    let error = parse("fastest", &ConvGeometry::pointwise())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("found 'fastest'"), "{error}");
+
+    let rejection = |config: ConvConfig, geometry: ConvGeometry| {
+        let k = geometry.kernel_size;
+        let weights = Rng::new(6).conv_weights(4, 4, k, false);
+        let conv = Conv2d::new("conv", weights, geometry)
+            .unwrap()
+            .with_config(config);
+        conv.config_for(ctx(), [1, 4, 9, 9])
+            .err()
+            .unwrap_or_else(|| panic!("{config} is rejected"))
+            .to_string()
     };
-    let error = rejection(Conv3x3Config::new(
-        Conv3x3Variant::Blocked,
-        RegisterTile::new(9, 1, 8),
-    ));
+    let blocked = ConvConfig::new(ConvVariant::Blocked, RegisterTile::new(9, 1, 8));
+    let error = rejection(blocked, ConvGeometry::same_3x3(1));
     assert!(error.contains("c36p1w8"), "{error}");
     // packed8 spells out broadcasts for 2, 4 and 8 vec4s only; without subgroups or 64-bit
-    // integers the error names what is missing instead.
-    let error = rejection(Conv3x3Config::new(
-        Conv3x3Variant::Packed8,
-        RegisterTile::new(6, 2, 8),
-    ));
-    let expected = match Conv3x3Variant::Packed8.unsupported(ctx()) {
+    // integers the error names what is missing instead. The same for both families.
+    let packed8 = ConvConfig::new(ConvVariant::Packed8, RegisterTile::new(6, 2, 8));
+    let expected = match ConvVariant::Packed8.unsupported(ctx(), Family::Taps) {
         None => "c24p2w8",
         Some(_) if !ctx().has_subgroups() => "subgroup",
         Some(_) => "64-bit integers",
     };
-    assert!(error.contains(expected), "{error}");
-    // The same for the 1x1's packed8.
-    let weights = Rng::new(7).conv_weights(4, 4, 1, false);
-    let error = Conv1x1::with_config(
-        ctx(),
-        "conv",
-        &weights,
-        false,
-        Conv1x1Config::new(Conv1x1Variant::Packed8, RegisterTile::new(6, 2, 8)),
-    )
-    .err()
-    .expect("c24p2w8 is rejected")
-    .to_string();
-    assert!(error.contains(expected), "{error}");
+    for geometry in [ConvGeometry::same_3x3(1), ConvGeometry::pointwise()] {
+        let error = rejection(packed8, geometry);
+        assert!(error.contains(expected), "{error}");
+    }
+    // The 1x1 GEMMs have no packed-by-4 kernel.
+    let error = rejection(ConvVariant::Packed.into(), ConvGeometry::pointwise());
+    assert!(error.contains("packed-by-4"), "{error}");
+}
+
+/// Weights must be the geometry's kernel size, and a residual or per-image bias of the wrong
+/// shape is refused with the tensor named.
+#[test]
+fn mismatched_weights_and_epilogue_tensors_are_errors() {
+    let _gpu = gpu();
+    let weights: ConvWeights = Rng::new(8).conv_weights(4, 2, 3, true);
+    let error = Conv2d::new("conv", weights.clone(), ConvGeometry::new(7, 2, 3, 1))
+        .err()
+        .expect("a 3x3 weight for a 7x7 geometry")
+        .to_string();
+    assert!(error.contains("7x7") && error.contains("3x3"), "{error}");
+    let conv = Conv2d::new("conv", weights, ConvGeometry::new(3, 2, 1, 1)).unwrap();
+    let x = Tensor::empty(ctx(), "x", [1, 2, 9, 9]).unwrap();
+    let wrong = Tensor::empty(ctx(), "skip", [1, 4, 9, 9]).unwrap();
+    let epilogue = Epilogue {
+        residual: Some(&wrong),
+        ..Default::default()
+    };
+    let error = conv
+        .forward_with(ctx(), &x, &epilogue)
+        .err()
+        .expect("residual 9x9 for 5x5");
+    assert!(error.to_string().contains("skip"), "{error}");
+    let bias = Tensor::empty(ctx(), "image bias", [2, 4, 1, 1]).unwrap();
+    let epilogue = Epilogue {
+        per_image_bias: Some(&bias),
+        ..Default::default()
+    };
+    let error = conv
+        .forward_with(ctx(), &x, &epilogue)
+        .err()
+        .expect("bias for N = 2");
+    assert!(error.to_string().contains("image bias"), "{error}");
 }
 
 /// The packed kernels' input layout: (N, ceil(C / P), H, W, P) with zeros past C, exactly, for

@@ -4,9 +4,8 @@
 
 mod common;
 
-use atrous::ops::conv1x1::Conv1x1Variant;
-use atrous::ops::conv3x3::Conv3x3Variant;
-use atrous::ops::{self, BatchNorm, BatchNorm2d, Conv1x1, Conv3x3, ConvWeights};
+use atrous::ops::conv2d::{ConvVariant, Epilogue};
+use atrous::ops::{self, BatchNorm, BatchNorm2d, Conv2d, ConvWeights};
 use atrous::reference::{self, HostTensor};
 use atrous::shape::ConvGeometry;
 use atrous::{Error, Tensor};
@@ -63,47 +62,32 @@ fn data_length_must_match_the_shape() {
 #[test]
 fn conv_rejects_an_input_with_the_wrong_channel_count() {
     let ctx = common::ctx();
-    let conv = Conv3x3::new(
-        ctx,
-        "aspp.rate6",
-        &weights(4, 8, 3),
-        ConvGeometry::same_3x3(6),
-        false,
-        Default::default(),
-    )
-    .unwrap();
-    let m = message(conv.forward(ctx, &tensor("features", [1, 5, 9, 9])));
+    let conv = Conv2d::new("aspp.rate6", weights(4, 8, 3), ConvGeometry::same_3x3(6)).unwrap();
+    let m = message(conv.forward(ctx, &tensor("features", [1, 5, 9, 9]), false));
     assert!(
-        m.contains("features") && m.contains("(N, 8, H, W)") && m.contains("(1, 5, 9, 9)"),
+        m.contains("aspp.rate6") && m.contains("(N, 8, H, W)") && m.contains("(1, 5, 9, 9)"),
         "{m}"
     );
-    let pointwise =
-        Conv1x1::new(ctx, "proj", &weights(4, 8, 1), false, Default::default()).unwrap();
-    let m = message(pointwise.forward(ctx, &tensor("features", [1, 5, 9, 9])));
+    let pointwise = Conv2d::new("proj", weights(4, 8, 1), ConvGeometry::pointwise()).unwrap();
+    let m = message(pointwise.forward(ctx, &tensor("features", [1, 5, 9, 9]), false));
     assert!(m.contains("(N, 8, H, W)"), "{m}");
 }
 
 #[test]
 fn conv_weights_with_the_wrong_kernel_or_length_are_rejected() {
-    let ctx = common::ctx();
-    let m = message(Conv3x3::new(
-        ctx,
+    let m = message(Conv2d::new(
         "branch1",
-        &weights(4, 4, 1),
+        weights(4, 4, 1),
         ConvGeometry::same_3x3(6),
-        false,
-        Default::default(),
     ));
     assert!(
         m.contains("branch1") && m.contains("3x3") && m.contains("1x1"),
         "{m}"
     );
-    let m = message(Conv1x1::new(
-        ctx,
+    let m = message(Conv2d::new(
         "proj",
-        &weights(4, 4, 3),
-        false,
-        Default::default(),
+        weights(4, 4, 3),
+        ConvGeometry::pointwise(),
     ));
     assert!(
         m.contains("proj") && m.contains("1x1 kernel") && m.contains("3x3"),
@@ -124,43 +108,23 @@ fn conv_weights_with_the_wrong_kernel_or_length_are_rejected() {
         m.contains("head bias") && m.contains("(4,)") && m.contains("(3,)"),
         "{m}"
     );
-    let m = message(ConvWeights::new("head", [4, 2, 5, 5], vec![0.0; 200], None));
-    assert!(m.contains("1x1 or 3x3") && m.contains("5x5"), "{m}");
+    let m = message(ConvWeights::new("head", [4, 2, 5, 3], vec![0.0; 120], None));
+    assert!(m.contains("square kernel") && m.contains("5x3"), "{m}");
 }
 
 #[test]
 fn dilation_zero_and_kernels_larger_than_the_padded_input_are_errors() {
     let ctx = common::ctx();
-    let zero = ConvGeometry {
-        kernel_size: 3,
-        dilation: 0,
-        padding: [0, 0],
-    };
-    let m = message(Conv3x3::new(
-        ctx,
-        "conv",
-        &weights(2, 2, 3),
-        zero,
-        false,
-        Default::default(),
-    ));
+    let zero = ConvGeometry::new(3, 1, 0, 0);
+    let m = message(Conv2d::new("conv", weights(2, 2, 3), zero));
     assert!(m.contains("dilation") && m.contains(">= 1"), "{m}");
-    let unpadded = ConvGeometry {
-        kernel_size: 3,
-        dilation: 6,
-        padding: [0, 0],
-    };
-    let conv = Conv3x3::new(
-        ctx,
-        "conv",
-        &weights(2, 2, 3),
-        unpadded,
-        false,
-        Default::default(),
-    )
-    .unwrap();
-    let m = message(conv.forward(ctx, &tensor("x", [1, 2, 9, 13])));
-    assert!(m.contains("span 12") && m.contains("H=9"), "{m}");
+    let zero_stride = ConvGeometry::new(3, 0, 1, 1);
+    let m = message(Conv2d::new("conv", weights(2, 2, 3), zero_stride));
+    assert!(m.contains("stride") && m.contains(">= 1"), "{m}");
+    let unpadded = ConvGeometry::new(3, 1, 0, 6);
+    let conv = Conv2d::new("conv", weights(2, 2, 3), unpadded).unwrap();
+    let m = message(conv.forward(ctx, &tensor("x", [1, 2, 9, 13]), false));
+    assert!(m.contains("span 13") && m.contains("H=9"), "{m}");
 }
 
 #[test]
@@ -213,10 +177,13 @@ fn pool_interpolate_and_concat_reject_bad_arguments() {
 #[test]
 fn an_output_slice_must_fit_the_output_tensor() {
     let ctx = common::ctx();
-    let conv = Conv1x1::new(ctx, "branch", &weights(4, 2, 1), false, Default::default()).unwrap();
+    let conv = Conv2d::new("branch", weights(4, 2, 1), ConvGeometry::pointwise())
+        .unwrap()
+        .with_config(ConvVariant::Tiled.into());
     let x = tensor("x", [1, 2, 3, 3]);
     let concat = tensor("concat", [1, 6, 3, 3]);
-    let m = message(conv.prepare(ctx, &x, atrous::OutputSlice::channels(&concat, 4)));
+    let slice = atrous::OutputSlice::channels(&concat, 4);
+    let m = message(conv.prepare(ctx, &x, None, slice, &Epilogue::default()));
     assert!(
         m.contains("concat") && m.contains("offset 4") && m.contains("(1, 6, 3, 3)"),
         "{m}"
@@ -258,31 +225,26 @@ fn tensor_larger_than_the_binding_limit_names_the_limit() {
 fn pipelines_are_compiled_once_and_reused() {
     // Its own context: the shared one compiles pipelines for tests running in parallel.
     let ctx = &atrous::Context::new().unwrap();
-    let conv = Conv3x3::new(
-        ctx,
-        "c",
-        &weights(3, 2, 3),
-        ConvGeometry::same_3x3(2),
-        true,
-        Conv3x3Variant::Tiled,
-    )
-    .unwrap();
+    let tiled = ConvVariant::Tiled.into();
+    let conv = Conv2d::new("c", weights(3, 2, 3), ConvGeometry::same_3x3(2))
+        .unwrap()
+        .with_config(tiled);
     let x = Tensor::from_slice(ctx, "x", [1, 2, 6, 6], &[0.5; 72]).unwrap();
-    conv.forward(ctx, &x).unwrap();
+    conv.forward(ctx, &x, true).unwrap();
     let compiled = ctx.pipelines_compiled();
     for _ in 0..3 {
-        conv.forward(ctx, &x).unwrap();
+        conv.forward(ctx, &x, true).unwrap();
     }
-    let other = Conv3x3::new(
-        ctx,
-        "d",
-        &weights(5, 2, 3),
-        ConvGeometry::same_3x3(7),
-        false,
-        Conv3x3Variant::Tiled,
-    )
-    .unwrap();
-    other.forward(ctx, &x).unwrap();
+    // Another layer of the same family: another dilation, stride and kernel size are
+    // parameters of the same pipeline.
+    let other = Conv2d::new("d", weights(5, 2, 3), ConvGeometry::same_3x3(7))
+        .unwrap()
+        .with_config(tiled);
+    other.forward(ctx, &x, false).unwrap();
+    let stem = Conv2d::new("e", weights(4, 2, 7), ConvGeometry::new(7, 2, 3, 1))
+        .unwrap()
+        .with_config(tiled);
+    stem.forward(ctx, &x, true).unwrap();
     assert_eq!(
         ctx.pipelines_compiled(),
         compiled,
@@ -296,13 +258,17 @@ fn pipelines_are_compiled_once_and_reused() {
 fn dispatch_over_65535_workgroups_is_split_and_complete() {
     let ctx = common::ctx();
     let (n, c, h, w) = (1, 3, 1000, 1400); // 4.2 M outputs per channel group of the direct kernel
-    let mut rng = atrous::check::Rng::new(7);
+    let mut rng = atrous::rng::Rng::new(7);
     let data = rng.vec(n * c * h * w, 1.0);
     let x = Tensor::from_slice(ctx, "x", [n, c, h, w], &data).unwrap();
     let weights = rng.conv_weights(3, c, 1, true);
-    let conv = Conv1x1::new(ctx, "big", &weights, false, Conv1x1Variant::Direct).unwrap();
+    let conv = Conv2d::new("big", weights.clone(), ConvGeometry::pointwise())
+        .unwrap()
+        .with_config(ConvVariant::Direct.into());
     let y = Tensor::empty(ctx, "y", [n, 3, h, w]).unwrap();
-    let launch = conv.prepare(ctx, &x, (&y).into()).unwrap();
+    let launch = conv
+        .prepare(ctx, &x, None, (&y).into(), &Epilogue::default())
+        .unwrap();
     assert!(
         launch.grid().1 > 1,
         "grid {:?} was not split",

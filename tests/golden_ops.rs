@@ -1,5 +1,6 @@
-//! Every op against PyTorch's own functions (`F.conv2d`, `F.batch_norm`, `F.adaptive_avg_pool2d`,
-//! `F.interpolate`, `torch.cat`): golden outputs in tests/fixtures/ops.safetensors, written by
+//! Every op against PyTorch's own functions (`F.conv2d` of any geometry, with the epilogue's
+//! residual and ReLU, `F.batch_norm`, `F.max_pool2d`, `F.adaptive_avg_pool2d`, `F.interpolate`,
+//! `torch.cat`): golden outputs in tests/fixtures/ops.safetensors, written by
 //! scripts/make_fixtures.py. The file carries a format version; a missing or stale file fails.
 //!
 //! `ATROUS_OP_FIXTURES=FILE` points the same tests at another fixture file, e.g. random shapes
@@ -10,10 +11,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use atrous::ops::conv1x1::Conv1x1Variant;
-use atrous::ops::conv3x3::Conv3x3Variant;
-use atrous::ops::{self, BatchNorm, BatchNorm2d, Conv1x1, Conv3x3, ConvWeights};
-use atrous::shape::ConvGeometry;
+use atrous::ops::conv2d::{ConvVariant, Epilogue, Family};
+use atrous::ops::{self, BatchNorm, BatchNorm2d, Conv2d, ConvWeights};
+use atrous::shape::{ConvGeometry, PoolGeometry};
 use atrous::Tensor;
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -23,7 +23,7 @@ const FIXTURE: &str = concat!(
     "/tests/fixtures/ops.safetensors"
 );
 const FORMAT: &str = "atrous-op-fixtures";
-const VERSION: &str = "1";
+const VERSION: &str = "2";
 /// Relative L2 error allowed against PyTorch's f32 results.
 const TOLERANCE: f64 = 1e-5;
 
@@ -98,44 +98,47 @@ fn batchnorm(st: &SafeTensors<'_>, case: &str, eps: f64) -> BatchNorm {
     }
 }
 
+fn number(params: &Value, key: &str) -> usize {
+    params[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("fixture parameter {key}")) as usize
+}
+
 fn geometry(params: &Value) -> ConvGeometry {
     let padding = params["padding"].as_array().expect("padding");
     ConvGeometry {
-        kernel_size: params["kernel_size"].as_u64().unwrap() as usize,
-        dilation: params["dilation"].as_u64().unwrap() as usize,
         padding: [
             padding[0].as_u64().unwrap() as usize,
             padding[1].as_u64().unwrap() as usize,
         ],
+        ..ConvGeometry::new(
+            number(params, "kernel_size"),
+            number(params, "stride"),
+            0,
+            number(params, "dilation"),
+        )
     }
 }
 
-/// Runs one conv with every kernel variant of its size; returns the outputs.
+/// Runs one conv with every kernel variant of its family that the adapter has (the variants
+/// named by kernel and stride, `conv3x3s2_packed8`); returns the outputs.
 fn run_conv(
     weights: &ConvWeights,
     geometry: ConvGeometry,
-    relu: bool,
+    epilogue: &Epilogue,
     x: &Tensor,
 ) -> Vec<(String, Tensor)> {
     let ctx = common::ctx();
-    if geometry.kernel_size == 3 {
-        Conv3x3Variant::available(ctx)
-            .into_iter()
-            .map(|v| {
-                let conv = Conv3x3::new(ctx, "conv", weights, geometry, relu, v).unwrap();
-                (v.name().to_string(), conv.forward(ctx, x).unwrap())
-            })
-            .collect()
-    } else {
-        assert_eq!(geometry.padding, [0, 0], "fixture 1x1 convs are unpadded");
-        Conv1x1Variant::available(ctx)
-            .into_iter()
-            .map(|v| {
-                let conv = Conv1x1::new(ctx, "conv", weights, relu, v).unwrap();
-                (v.name().to_string(), conv.forward(ctx, x).unwrap())
-            })
-            .collect()
-    }
+    ConvVariant::available(ctx, Family::of(&geometry))
+        .into_iter()
+        .map(|v| {
+            let conv = Conv2d::new("conv", weights.clone(), geometry)
+                .unwrap()
+                .with_config(v.into());
+            let label = format!("{}_{}", geometry.kernel_name(), v.name());
+            (label, conv.forward_with(ctx, x, epilogue).unwrap())
+        })
+        .collect()
 }
 
 /// Runs a case and returns (variant label, output) pairs to compare with `NAME.y`.
@@ -150,13 +153,35 @@ fn run_case(st: &SafeTensors<'_>, case: &str, params: &Value) -> Vec<(String, Te
     match params["op"].as_str().expect("op") {
         "conv2d" => {
             let weights = conv_weights(st, case, flag("bias"));
-            run_conv(&weights, geometry(params), flag("relu"), &x())
+            let residual = flag("residual").then(|| upload(st, &format!("{case}.r")));
+            let epilogue = Epilogue {
+                relu: flag("relu"),
+                residual: residual.as_ref(),
+                ..Default::default()
+            };
+            run_conv(&weights, geometry(params), &epilogue, &x())
         }
         "conv_bn" => {
             let weights = conv_weights(st, case, flag("bias"));
             let bn = batchnorm(st, case, params["eps"].as_f64().unwrap());
             let folded = weights.fold_batchnorm(&bn).unwrap();
-            run_conv(&folded, geometry(params), flag("relu"), &x())
+            run_conv(
+                &folded,
+                geometry(params),
+                &Epilogue::relu(flag("relu")),
+                &x(),
+            )
+        }
+        "max_pool2d" => {
+            let geometry = PoolGeometry {
+                kernel_size: number(params, "kernel_size"),
+                stride: number(params, "stride"),
+                padding: number(params, "padding"),
+            };
+            vec![(
+                "max_pool2d".into(),
+                ops::max_pool2d(ctx, &x(), &geometry).unwrap(),
+            )]
         }
         "batchnorm" => {
             let bn = batchnorm(st, case, params["eps"].as_f64().unwrap());
@@ -269,6 +294,15 @@ fn conv2d_matches_pytorch() {
     let runs = check_op("conv2d");
     assert_covered(&runs, &["conv3x3_direct", "conv3x3_tiled"], 20);
     assert_covered(&runs, &["conv1x1_direct", "conv1x1_tiled"], 5);
+    // What whole networks add: the 7x7 stem, 3x3 and 1x1 of stride 2.
+    assert_covered(&runs, &["conv7x7s2_direct", "conv7x7s2_blocked"], 2);
+    assert_covered(&runs, &["conv3x3s2_direct", "conv3x3s2_blocked"], 4);
+    assert_covered(&runs, &["conv1x1s2_direct", "conv1x1s2_blocked"], 3);
+}
+
+#[test]
+fn max_pool2d_matches_pytorch() {
+    assert_covered(&check_op("max_pool2d"), &["max_pool2d"], 5);
 }
 
 #[test]
@@ -318,6 +352,9 @@ fn fixture_covers_the_promised_edge_cases() {
     let mut dilations = std::collections::BTreeSet::new();
     let (mut beyond_map, mut n2, mut hw_differ, mut pool_up, mut pool_nondiv, mut interp_from_1x1) =
         (false, false, false, false, false, [false; 2]);
+    // Strided kernels on odd and on even maps, a residual, a max pool of all-negative values.
+    let (mut strided_odd, mut strided_even, mut residual, mut pool_negative) =
+        (false, false, false, false);
     for case in &cases {
         let params: Value = serde_json::from_str(&meta[&format!("case.{case}")]).unwrap();
         let x_name = if params["op"] == "concat" {
@@ -329,11 +366,17 @@ fn fixture_covers_the_promised_edge_cases() {
         n2 |= shape[0] == 2;
         hw_differ |= shape[2] != shape[3];
         match params["op"].as_str().unwrap() {
-            "conv2d" if params["kernel_size"] == 3 => {
+            "conv2d" if params["stride"] == 1 && params["kernel_size"] == 3 => {
                 let d = params["dilation"].as_u64().unwrap() as usize;
                 dilations.insert(d);
                 beyond_map |= d >= shape[2].max(shape[3]);
+                residual |= params["residual"] == true;
             }
+            "conv2d" if params["stride"] == 2 => {
+                strided_odd |= shape[2] % 2 == 1;
+                strided_even |= shape[2] % 2 == 0;
+            }
+            "max_pool2d" => pool_negative |= case.ends_with("_neg"),
             "adaptive_avg_pool2d" => {
                 let o = params["output_size"][0].as_u64().unwrap() as usize;
                 pool_up |= o > shape[2];
@@ -351,4 +394,5 @@ fn fixture_covers_the_promised_edge_cases() {
     assert!(
         beyond_map && n2 && hw_differ && pool_up && pool_nondiv && interp_from_1x1 == [true, true]
     );
+    assert!(strided_odd && strided_even && residual && pool_negative);
 }

@@ -49,14 +49,14 @@ fn uncaptured_error_is_reported_by_the_next_check() {
 /// no panic and no hang.
 #[test]
 fn lost_device_is_an_error_not_a_hang() {
-    use atrous::ops::{Conv1x1, ConvWeights};
+    use atrous::ops::{Conv2d, ConvWeights};
     let ctx = atrous::Context::new().unwrap();
     let weights = ConvWeights::new("w", [2, 2, 1, 1], vec![1.0; 4], None).unwrap();
-    let conv = Conv1x1::new(&ctx, "conv", &weights, false, Default::default()).unwrap();
+    let conv = Conv2d::new("conv", weights, atrous::shape::ConvGeometry::pointwise()).unwrap();
     let x = atrous::Tensor::from_slice(&ctx, "x", [1, 2, 2, 2], &[1.0; 8]).unwrap();
     ctx.device().destroy();
     let started = std::time::Instant::now();
-    let result = conv.forward(&ctx, &x).and_then(|y| y.to_vec(&ctx));
+    let result = conv.forward(&ctx, &x, false).and_then(|y| y.to_vec(&ctx));
     assert!(
         started.elapsed().as_secs() < 30,
         "took {:?}",

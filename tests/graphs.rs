@@ -1,28 +1,28 @@
-//! The graphs against PyTorch: each golden case of scripts/make_graph_fixtures.py (torchvision's
+//! The heads against PyTorch: each golden case of scripts/make_graph_fixtures.py (torchvision's
 //! own ASPP and DeepLabHead, PSPNet's PPM and PSP head, random batch-norm statistics) runs
-//! through the library API that `atrous run` uses — `StateDict` -> `GraphConfig::read_weights`
-//! -> `GraphWeights::upload` -> `Graph::run` — and must match within relative L2 1e-4.
+//! through the library API that `atrous run` uses — `StateDict` -> `Model::load` ->
+//! `Model::run` — and must match within relative L2 1e-4.
 
 mod common;
 mod graph_fixtures;
 
 use atrous::graph::StateDict;
+use atrous::models::Model;
 use graph_fixtures::*;
 
 fn run_golden(name: &str) {
     let case = load_case(name);
     let ctx = common::ctx();
-    let weights = case.config.read_weights(&case.weights).expect("weights");
-    weights.check_input(case.input_shape).expect("input fits");
-    let graph = weights.upload(ctx).expect("upload");
+    let model = Model::load(case.model, &case.weights, &case.options).expect("weights");
+    model.check_input(case.input_shape).expect("input fits");
     assert_eq!(
-        graph.out_shape(case.input_shape).unwrap(),
+        model.out_shape(case.input_shape).unwrap(),
         case.expected_shape,
         "{name}: output shape"
     );
-    let output = graph
+    let output = model
         .run(ctx, case.input_shape, &case.input)
-        .expect("graph runs");
+        .expect("model runs");
     assert_matches(name, case.expected_shape, &output, &case.expected);
 }
 
@@ -102,13 +102,8 @@ fn prefix_selects_a_submodule_of_a_whole_model_file() {
     write_raw(&path, &tensors);
     for prefix in ["model.aspp.", "model.aspp"] {
         let weights = StateDict::open(&path, prefix).unwrap();
-        let graph = case
-            .config
-            .read_weights(&weights)
-            .unwrap()
-            .upload(common::ctx())
-            .unwrap();
-        let output = graph
+        let model = Model::load(case.model, &weights, &case.options).unwrap();
+        let output = model
             .run(common::ctx(), case.input_shape, &case.input)
             .unwrap();
         assert_matches(
@@ -120,16 +115,11 @@ fn prefix_selects_a_submodule_of_a_whole_model_file() {
     }
 }
 
-/// The same graph object serves several input shapes; the per-shape plans do not interfere.
+/// The same model serves several input shapes; the per-shape plans do not interfere.
 #[test]
 fn one_graph_runs_on_several_input_shapes() {
     let case = load_case(CASES[4]);
-    let graph = case
-        .config
-        .read_weights(&case.weights)
-        .unwrap()
-        .upload(common::ctx())
-        .unwrap();
+    let graph = Model::load(case.model, &case.weights, &case.options).unwrap();
     // A smaller shape first, then the fixture's: the second plan must not reuse the first's.
     let small = [1, 16, 5, 7];
     let output = graph

@@ -4,10 +4,10 @@
 
 mod common;
 
-use atrous::check::{self, Case, Rng, REL_L2_TOLERANCE};
-use atrous::ops::conv1x1::Conv1x1Variant;
-use atrous::ops::conv3x3::Conv3x3Variant;
-use atrous::shape::ConvGeometry;
+use atrous::ops::conv2d::{ConvConfig, ConvVariant};
+use atrous::rng::Rng;
+use atrous::shape::{ConvGeometry, PoolGeometry};
+use atrous::tools::check::{self, Case, REL_L2_TOLERANCE};
 
 const SEEDS: u64 = 24;
 
@@ -31,6 +31,26 @@ fn random_input(rng: &mut Rng, max_hw: usize, max_c: usize) -> [usize; 4] {
     ]
 }
 
+/// A conv case under `variant` with random bias, ReLU and epilogue tensors.
+fn conv(
+    rng: &mut Rng,
+    variant: ConvVariant,
+    input: [usize; 4],
+    geometry: ConvGeometry,
+    max_out: usize,
+) -> Case {
+    Case::Conv {
+        config: ConvConfig::from(variant),
+        input,
+        out_channels: 1 + rng.below(max_out),
+        geometry,
+        bias: rng.below(2) == 0,
+        relu: rng.below(2) == 0,
+        per_image_bias: rng.below(4) == 0,
+        residual: rng.below(3) == 0,
+    }
+}
+
 #[test]
 fn conv3x3_variants_match_reference_on_random_shapes() {
     for seed in 0..SEEDS {
@@ -44,26 +64,41 @@ fn conv3x3_variants_match_reference_on_random_shapes() {
             let span = 2 * dilation;
             let min_pad = |size: usize| span.saturating_sub(size - 1).div_ceil(2);
             ConvGeometry {
-                kernel_size: 3,
-                dilation,
                 padding: [
                     min_pad(input[2]) + rng.below(3),
                     min_pad(input[3]) + rng.below(3),
                 ],
+                ..ConvGeometry::new(3, 1, 0, dilation)
             }
         };
-        for variant in Conv3x3Variant::ALL {
-            run(
-                Case::Conv3x3 {
-                    variant,
-                    input,
-                    out_channels: 1 + rng.below(11),
-                    geometry,
-                    bias: rng.below(2) == 0,
-                    relu: rng.below(2) == 0,
-                },
-                seed,
-            );
+        for variant in ConvVariant::ALL {
+            let case = conv(&mut rng, variant, input, geometry, 11);
+            run(case, seed);
+        }
+    }
+}
+
+/// Every geometry a ResNet adds (7x7 stride 2, 3x3 stride 2 with dilation, 1x1 stride 2) and
+/// random others, under every k x k variant.
+#[test]
+fn strided_conv_variants_match_reference_on_random_shapes() {
+    for seed in 0..SEEDS {
+        let mut rng = Rng::new(500 + seed);
+        let input = random_input(&mut rng, 30, 9);
+        let kernel_size = [1, 3, 3, 5, 7][rng.below(5)];
+        let stride = 2 + rng.below(2);
+        let dilation = if kernel_size == 1 {
+            1
+        } else {
+            1 + rng.below(3)
+        };
+        let span = dilation * (kernel_size - 1) + 1;
+        let least = span.saturating_sub(input[2].min(input[3])).div_ceil(2);
+        let padding = least + rng.below(dilation * (kernel_size - 1) / 2 + 1);
+        let geometry = ConvGeometry::new(kernel_size, stride, padding, dilation);
+        for variant in ConvVariant::ALL {
+            let case = conv(&mut rng, variant, input, geometry, 11);
+            run(case, seed);
         }
     }
 }
@@ -73,17 +108,12 @@ fn conv1x1_variants_match_reference_on_random_shapes() {
     for seed in 0..SEEDS {
         let mut rng = Rng::new(100 + seed);
         let input = random_input(&mut rng, 20, 40);
-        for variant in Conv1x1Variant::ALL {
-            run(
-                Case::Conv1x1 {
-                    variant,
-                    input,
-                    out_channels: 1 + rng.below(13),
-                    bias: rng.below(2) == 0,
-                    relu: rng.below(2) == 0,
-                },
-                seed,
-            );
+        for variant in ConvVariant::ALL {
+            if variant == ConvVariant::Packed {
+                continue;
+            }
+            let case = conv(&mut rng, variant, input, ConvGeometry::pointwise(), 13);
+            run(case, seed);
         }
     }
 }
@@ -118,7 +148,7 @@ fn folded_batchnorm_matches_conv_then_batchnorm() {
 }
 
 #[test]
-fn pool_interpolate_and_concat_match_reference_on_random_shapes() {
+fn pools_interpolate_and_concat_match_reference_on_random_shapes() {
     for seed in 0..SEEDS {
         let mut rng = Rng::new(300 + seed);
         let input = random_input(&mut rng, 40, 4);
@@ -130,6 +160,15 @@ fn pool_interpolate_and_concat_match_reference_on_random_shapes() {
             },
             seed,
         );
+        let kernel_size = 1 + rng.below(5);
+        let geometry = PoolGeometry {
+            kernel_size,
+            stride: 1 + rng.below(3),
+            padding: rng.below(kernel_size / 2 + 1),
+        };
+        if geometry.out_hw(input[2], input[3]).is_ok() {
+            run(Case::MaxPool { input, geometry }, seed);
+        }
         run(
             Case::Interpolate {
                 input,
@@ -165,7 +204,7 @@ fn check_suite_passes_including_split_dispatch_grids() {
     }
     let large = cases
         .iter()
-        .filter(|c| matches!(c, Case::Conv1x1 { input, .. } | Case::Interpolate { input, .. } if input[2] >= 300))
+        .filter(|c| matches!(c, Case::Conv { input, .. } | Case::Interpolate { input, .. } if input[2] >= 300))
         .count();
     assert_eq!(large, 2, "the check suite lost its split-grid cases");
 }

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use atrous::cli_run::read_input;
+use atrous::tools::run::read_input;
 use graph_fixtures::*;
 use safetensors::Dtype;
 

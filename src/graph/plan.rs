@@ -1,90 +1,203 @@
-//! [`Plan`]: a graph prepared for one input shape. Building a plan allocates the input, output
-//! and intermediate tensors and prepares every dispatch (pipeline + bind group) once; running it
-//! records those dispatches into one compute pass of one encoder and submits it, with no
-//! host-side rebuilding. Graphs keep their plans in a [`PlanCache`] keyed by input shape.
+//! [`Plan`]: a graph prepared for one input shape. Building a plan runs the memory planner
+//! (`memory.rs`), allocates its buffers, and prepares every dispatch (pipeline + bind group)
+//! once; running it records those dispatches into one compute pass of one encoder and submits
+//! it, with no host-side rebuilding.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::context::Context;
 use crate::error::{Error, Result, Shape};
+use crate::graph::builder::{Graph, Op, Value};
+use crate::graph::memory::{self, Location, MemoryPlan};
+use crate::ops::conv2d::Epilogue;
+use crate::ops::{self, pack_channels};
 use crate::pipeline::Launch;
-use crate::tensor::Tensor;
+use crate::tensor::{OutputSlice, Tensor};
 
-/// A graph's dispatches for one input shape, with the tensors they read and write.
+/// A graph's dispatches for one input shape, with the buffers they read and write.
 ///
-/// The plan's buffers are reused by every run: read the output before running it again.
+/// The plan's buffers are reused by every run; [`Plan::execute`] runs it and reads its outputs
+/// under a lock, so threads sharing a plan take turns.
 pub struct Plan {
     input: Tensor,
-    output: Tensor,
+    outputs: Vec<(String, Tensor)>,
     launches: Vec<Launch>,
     /// The layer each launch belongs to, named by PyTorch module path (`convs.1`, `project`).
     layer_names: Vec<String>,
-    /// Intermediate tensors (pooled maps, the concat buffer, ...), owned here so they live as
-    /// long as the dispatches that use them.
-    intermediates: Vec<Tensor>,
-}
-
-/// Collects the dispatches and intermediate tensors of a plan while a graph records itself.
-pub(crate) struct PlanBuilder {
-    launches: Vec<Launch>,
-    layer_names: Vec<String>,
-    intermediates: Vec<Tensor>,
-    /// Module path of the graph being recorded (`0.` for an ASPP inside a DeepLabHead).
-    prefix: String,
-}
-
-impl PlanBuilder {
-    /// Adds a dispatch of `layer` (a PyTorch module path relative to the current graph).
-    pub fn push(&mut self, layer: &str, launch: Launch) {
-        self.launches.push(launch);
-        self.layer_names.push(format!("{}{layer}", self.prefix));
-    }
-
-    /// Records a sub-graph whose layers live under `prefix` (e.g. `0.`).
-    pub fn nested<T>(
-        &mut self,
-        prefix: &str,
-        record: impl FnOnce(&mut Self) -> Result<T>,
-    ) -> Result<T> {
-        let outer = self.prefix.len();
-        self.prefix.push_str(prefix);
-        let result = record(self);
-        self.prefix.truncate(outer);
-        result
-    }
-
-    /// Keeps intermediate tensors alive for the plan's lifetime.
-    pub fn keep(&mut self, tensors: impl IntoIterator<Item = Tensor>) {
-        self.intermediates.extend(tensors);
-    }
+    shapes: Vec<[usize; 4]>,
+    memory: MemoryPlan,
+    run_lock: Mutex<()>,
 }
 
 impl Plan {
-    /// Allocates the input and output of a plan and lets `record` add the dispatches that read
-    /// the one and write the other.
-    pub(crate) fn build(
-        ctx: &Context,
-        graph: &str,
-        input_shape: [usize; 4],
-        output_shape: [usize; 4],
-        record: impl FnOnce(&Tensor, &Tensor, &mut PlanBuilder) -> Result<()>,
-    ) -> Result<Plan> {
-        let input = Tensor::empty(ctx, &format!("{graph} input"), input_shape)?;
-        let output = Tensor::empty(ctx, &format!("{graph} output"), output_shape)?;
-        let mut builder = PlanBuilder {
-            launches: Vec::new(),
-            layer_names: Vec::new(),
-            intermediates: Vec::new(),
-            prefix: String::new(),
+    /// Plans `graph` for inputs of `input_shape` on `ctx`.
+    pub fn build(ctx: &Context, graph: &Graph, input_shape: [usize; 4]) -> Result<Plan> {
+        let shapes = graph.shapes(input_shape)?;
+        let nodes = graph.nodes();
+        let mut packs = vec![None; nodes.len()];
+        for (value, _, conv) in graph.convs() {
+            let Op::Conv { input, .. } = &nodes[value.0].op else {
+                unreachable!("convs() yields conv nodes")
+            };
+            packs[value.0] = conv.pack_for(ctx, shapes[input.0])?;
+        }
+        let memory = memory::plan(graph, &shapes, &packs);
+        let limit = ctx.max_binding_bytes();
+        if let Some(t) = memory.tensors.iter().find(|t| t.bytes > limit) {
+            let name = match t.buffer {
+                memory::Buffer::Value(v) => nodes[v.0].name.clone(),
+                memory::Buffer::Packed { value, pack } => {
+                    format!("{} packed by {pack}", nodes[value.0].name)
+                }
+            };
+            return Err(Error::TooLarge {
+                what: format!("tensor '{name}'"),
+                bytes: t.bytes,
+                limit,
+            });
+        }
+        let slots = memory
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, &bytes)| ctx.storage_buffer(&format!("plan slot {i}"), bytes))
+            .collect::<Result<Vec<_>>>()?;
+        let mut tensors: Vec<Option<Tensor>> = Vec::with_capacity(nodes.len());
+        for (index, node) in nodes.iter().enumerate() {
+            tensors.push(match memory.locations[index] {
+                Location::Own { slot } => {
+                    Some(Tensor::view(&node.name, &slots[slot], shapes[index])?)
+                }
+                _ => None,
+            });
+        }
+        let tensor = |value: Value| -> Result<&Tensor> {
+            let (root, offset) = memory.resolve(value);
+            match (&tensors[root.0], offset) {
+                (Some(t), 0) => Ok(t),
+                _ => Err(Error::invalid(
+                    &nodes[value.0].name,
+                    "is read while it lives in a channel slice (a planner error)",
+                )),
+            }
         };
-        record(&input, &output, &mut builder)?;
+        let output_slice = |value: Value| -> Result<OutputSlice> {
+            let (root, offset) = memory.resolve(value);
+            let tensor = tensors[root.0]
+                .as_ref()
+                .expect("every value resolves to a tensor of its own");
+            Ok(OutputSlice::channels(tensor, offset))
+        };
+        let mut packed: Vec<((Value, usize), Tensor)> = Vec::new();
+        let mut launches = Vec::new();
+        let mut layer_names = Vec::new();
+        let mut push = |name: &str, launch: Launch| {
+            launches.push(launch);
+            layer_names.push(name.to_string());
+        };
+        for (index, node) in nodes.iter().enumerate() {
+            let value = Value(index);
+            match &node.op {
+                Op::Input => {}
+                Op::Conv {
+                    conv,
+                    input,
+                    per_image_bias,
+                    residual,
+                    relu,
+                } => {
+                    let x = tensor(*input)?;
+                    let packed_input = match packs[index] {
+                        Some(pack) => {
+                            let key = (memory.resolve(*input).0, pack);
+                            if !packed.iter().any(|(k, _)| *k == key) {
+                                let slot = &slots[memory.packs[&key]];
+                                let shape = pack_channels::packed_shape(x.shape(), pack);
+                                let name = format!("{} packed by {pack}", x.name());
+                                let t = Tensor::view(&name, slot, shape)?;
+                                push(
+                                    &node.name,
+                                    pack_channels::prepare(ctx, x, pack, t.buffer())?,
+                                );
+                                packed.push((key, t));
+                            }
+                            packed.iter().find(|(k, _)| *k == key).map(|(_, t)| t)
+                        }
+                        None => None,
+                    };
+                    let epilogue = Epilogue {
+                        relu: *relu,
+                        per_image_bias: per_image_bias.map(&tensor).transpose()?,
+                        residual: residual.map(&tensor).transpose()?,
+                    };
+                    let launch =
+                        conv.prepare(ctx, x, packed_input, output_slice(value)?, &epilogue)?;
+                    push(&node.name, launch);
+                }
+                Op::MaxPool { input, geometry } => {
+                    let launch = ops::max_pool2d::prepare(
+                        ctx,
+                        tensor(*input)?,
+                        output_slice(value)?,
+                        geometry,
+                    )?;
+                    push(&node.name, launch);
+                }
+                Op::AdaptiveAvgPool { input, .. } => {
+                    let launch =
+                        ops::adaptive_avg_pool2d::prepare(ctx, tensor(*input)?, tensor(value)?)?;
+                    push(&node.name, launch);
+                }
+                Op::Interpolate {
+                    input,
+                    align_corners,
+                    ..
+                } => {
+                    if !matches!(memory.locations[index], Location::Same(_)) {
+                        let launch = ops::interpolate::prepare(
+                            ctx,
+                            tensor(*input)?,
+                            output_slice(value)?,
+                            *align_corners,
+                        )?;
+                        push(&node.name, launch);
+                    }
+                }
+                Op::Concat { inputs } => {
+                    let mut offset = 0;
+                    for &member in inputs {
+                        let in_place = memory.locations[member.0]
+                            == Location::Slice {
+                                concat: value,
+                                offset,
+                            };
+                        if !in_place {
+                            let (root, base) = memory.resolve(value);
+                            let out = OutputSlice::channels(
+                                tensors[root.0].as_ref().expect("concats own a tensor"),
+                                base + offset,
+                            );
+                            push(&node.name, ops::concat::prepare(ctx, tensor(member)?, out)?);
+                        }
+                        offset += shapes[member.0][1];
+                    }
+                }
+            }
+        }
+        let input = tensor(graph.input())?.clone();
+        let outputs = graph
+            .outputs()
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), tensor(*value)?.clone())))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Plan {
             input,
-            output,
-            launches: builder.launches,
-            layer_names: builder.layer_names,
-            intermediates: builder.intermediates,
+            outputs,
+            launches,
+            layer_names,
+            shapes,
+            memory,
+            run_lock: Mutex::new(()),
         })
     }
 
@@ -93,14 +206,39 @@ impl Plan {
         &self.input
     }
 
-    /// The tensor the graph writes.
+    /// The named outputs, in the graph's order.
+    pub fn outputs(&self) -> &[(String, Tensor)] {
+        &self.outputs
+    }
+
+    /// The first output (`output`).
     pub fn output(&self) -> &Tensor {
-        &self.output
+        &self.outputs[0].1
+    }
+
+    /// The shape of every value of the graph.
+    pub fn shapes(&self) -> &[[usize; 4]] {
+        &self.shapes
+    }
+
+    /// The memory planner's decisions: slots, lifetimes, the bound.
+    pub fn memory(&self) -> &MemoryPlan {
+        &self.memory
+    }
+
+    /// Bytes of GPU memory held by the plan's tensors.
+    pub fn bytes(&self) -> u64 {
+        self.memory.allocated_bytes()
     }
 
     /// The prepared dispatches, in recording order.
     pub fn launches(&self) -> &[Launch] {
         &self.launches
+    }
+
+    /// The layer of each launch, by module path.
+    pub fn layer_names(&self) -> &[String] {
+        &self.layer_names
     }
 
     /// The layers in recording order: each a PyTorch module path and its consecutive launches.
@@ -114,13 +252,6 @@ impl Plan {
             }
         }
         layers
-    }
-
-    /// Bytes of GPU memory held by the plan's own tensors (input, output, intermediates).
-    pub fn bytes(&self) -> u64 {
-        self.input.bytes()
-            + self.output.bytes()
-            + self.intermediates.iter().map(Tensor::bytes).sum::<u64>()
     }
 
     /// Uploads `data` (NCHW, contiguous, the plan's input shape) into the input tensor. The
@@ -145,7 +276,7 @@ impl Plan {
     /// Records every dispatch into one compute pass of `encoder`.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("atrous graph"),
+            label: Some("atrous plan"),
             ..Default::default()
         });
         for launch in &self.launches {
@@ -153,33 +284,20 @@ impl Plan {
         }
     }
 
-    /// Records the plan into a new encoder and submits it (asynchronously: reading the output
+    /// Records the plan into a new encoder and submits it (asynchronously: reading an output
     /// waits for it).
     pub fn run(&self, ctx: &Context) -> Result<()> {
         let mut encoder = ctx.encoder();
         self.record(&mut encoder);
-        ctx.submit(self.output.name(), encoder)
+        ctx.submit(self.output().name(), encoder)
     }
-}
 
-/// Plans of one graph, one per input shape, built on first use.
-#[derive(Default)]
-pub(crate) struct PlanCache {
-    plans: Mutex<HashMap<[usize; 4], Arc<Plan>>>,
-}
-
-impl PlanCache {
-    pub fn get_or_build(
-        &self,
-        shape: [usize; 4],
-        build: impl FnOnce() -> Result<Plan>,
-    ) -> Result<Arc<Plan>> {
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(plan) = plans.get(&shape) {
-            return Ok(plan.clone());
-        }
-        let plan = Arc::new(build()?);
-        plans.insert(shape, plan.clone());
-        Ok(plan)
+    /// Writes `data` as the input, runs, and reads every output back, holding the plan for
+    /// the whole sequence so that another thread's run cannot interleave.
+    pub fn execute(&self, ctx: &Context, data: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let _turn = self.run_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_input(ctx, data)?;
+        self.run(ctx)?;
+        self.outputs.iter().map(|(_, t)| t.to_vec(ctx)).collect()
     }
 }

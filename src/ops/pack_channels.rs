@@ -82,21 +82,6 @@ pub(crate) fn prepare(
     }))
 }
 
-/// The dispatch packing `input` in groups of `pack` channels into a new buffer, which the
-/// launch keeps alive; the buffer is returned too, for the kernel that reads it (the launch
-/// recorded first, see [`Launch::after`]).
-pub(crate) fn prepare_packed(
-    ctx: &Context,
-    input: &Tensor,
-    pack: usize,
-    what: &str,
-) -> Result<(Launch, wgpu::Buffer)> {
-    let bytes = 4 * packed_shape(input.shape(), pack).iter().product::<usize>() as u64;
-    let buffer = ctx.storage_buffer(what, bytes)?;
-    let launch = prepare(ctx, input, pack, &buffer)?.owning(buffer.clone());
-    Ok((launch, buffer))
-}
-
 /// Eager packing in groups of `pack` (4 or 8) channels: allocates the packed tensor
 /// (N, ceil(C / pack), H, pack * W), runs, returns it.
 pub fn pack_channels(ctx: &Context, input: &Tensor, pack: usize) -> Result<Tensor> {

@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use atrous::cli_run::read_input;
-use atrous::graph::{GraphConfig, StateDict};
+use atrous::graph::StateDict;
+use atrous::models::ModelOptions;
+use atrous::tools::run::read_input;
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
@@ -36,10 +37,12 @@ pub fn fixture_path(case: &str, role: &str) -> PathBuf {
         .join(format!("{case}.{role}.safetensors"))
 }
 
-/// One golden case: the weights, the graph settings, the input and PyTorch's output.
+/// One golden case: the weights, the model and its options, the input and PyTorch's output.
 pub struct Case {
     pub name: String,
-    pub config: GraphConfig,
+    /// The registry name (`aspp`, `deeplab-head`, `ppm`, `psp-head`).
+    pub model: &'static str,
+    pub options: ModelOptions,
     /// The `atrous run` subcommand and its options for this case.
     pub cli_args: Vec<String>,
     pub weights: StateDict,
@@ -101,26 +104,32 @@ pub fn load_case(name: &str) -> Case {
         [s[0], s[1]]
     });
     let graph = config["graph"].as_str().expect("fixture graph kind");
-    let (config, mut cli_args) = match graph {
-        "aspp" => {
+    let (model, options, mut cli_args) = match graph {
+        "aspp" | "deeplab_head" => {
             let rates = list(&config, "rates");
-            let args = vec!["aspp".into(), "--rates".into(), joined(&rates)];
-            (GraphConfig::Aspp { rates }, args)
+            let model = if graph == "aspp" {
+                "aspp"
+            } else {
+                "deeplab-head"
+            };
+            let args = vec![model.into(), "--rates".into(), joined(&rates)];
+            let options = ModelOptions {
+                rates: Some(rates),
+                size,
+                ..Default::default()
+            };
+            (model, options, args)
         }
-        "deeplab_head" => {
-            let rates = list(&config, "rates");
-            let args = vec!["deeplab-head".into(), "--rates".into(), joined(&rates)];
-            (GraphConfig::DeepLabHead { rates, size }, args)
-        }
-        "ppm" => {
+        "ppm" | "psp_head" => {
             let bins = list(&config, "bins");
-            let args = vec!["ppm".into(), "--bins".into(), joined(&bins)];
-            (GraphConfig::Ppm { bins }, args)
-        }
-        "psp_head" => {
-            let bins = list(&config, "bins");
-            let args = vec!["psp-head".into(), "--bins".into(), joined(&bins)];
-            (GraphConfig::PspHead { bins, size }, args)
+            let model = if graph == "ppm" { "ppm" } else { "psp-head" };
+            let args = vec![model.into(), "--bins".into(), joined(&bins)];
+            let options = ModelOptions {
+                bins: Some(bins),
+                size,
+                ..Default::default()
+            };
+            (model, options, args)
         }
         other => panic!("unknown fixture graph {other:?}"),
     };
@@ -132,7 +141,8 @@ pub fn load_case(name: &str) -> Case {
         read_input(&fixture_path(name, "expected")).expect("fixture output");
     Case {
         name: name.to_string(),
-        config,
+        model,
+        options,
         cli_args,
         weights,
         input_shape,

@@ -1,6 +1,7 @@
-//! Per-layer micro-benchmarks of the convolutions (`atrous bench conv3x3`, `conv1x1`,
-//! `aspp-convs`): time, nominal and useful GFLOP/s, GB/s and the share of the adapter's
-//! measured FMA ceiling, for several kernel configurations of each layer timed in the same runs.
+//! Per-layer micro-benchmarks of the convolutions (`atrous bench conv2d`, `conv3x3`, `conv1x1`,
+//! and `convs <model>`, which walks a model's conv nodes): time, nominal and useful GFLOP/s,
+//! GB/s and the share of the adapter's measured FMA ceiling, for several kernel configurations
+//! of each layer timed in the same runs.
 //!
 //! Counting:
 //! - nominal FLOPs: 2 x C_in x C_out x k^2 x output pixels x N, every tap of every pixel;
@@ -12,26 +13,18 @@
 //! All configurations of all layers are recorded into each run, one compute pass each, so
 //! every ratio between them comes from the same runs under the same machine load.
 
-use crate::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
-use crate::check::Rng;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ops::conv1x1::Conv1x1Config;
-use crate::ops::conv3x3::Conv3x3Config;
-use crate::ops::{Conv1x1, Conv3x3};
+use crate::ops::conv2d::{ConvConfig, ConvVariant, Epilogue, Family};
+use crate::ops::Conv2d;
 use crate::pipeline::Launch;
 use crate::reference::compare;
+use crate::rng::Rng;
 use crate::shape::ConvGeometry;
 use crate::tensor::Tensor;
+use crate::tools::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
 
-/// The layer's kernel and geometry.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum LayerKind {
-    Conv3x3(ConvGeometry),
-    Conv1x1,
-}
-
-/// One convolution layer to benchmark.
+/// One convolution layer to benchmark or tune.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvLayer {
     pub name: String,
@@ -40,28 +33,11 @@ pub struct ConvLayer {
     pub out_channels: usize,
     /// Input (H, W).
     pub size: [usize; 2],
-    pub kind: LayerKind,
-}
-
-/// A kernel configuration of either convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConvConfig {
-    Conv3x3(Conv3x3Config),
-    Conv1x1(Conv1x1Config),
-}
-
-impl ConvConfig {
-    pub fn label(&self) -> String {
-        match self {
-            ConvConfig::Conv3x3(c) => c.label(),
-            ConvConfig::Conv1x1(c) => c.label(),
-        }
-    }
+    pub geometry: ConvGeometry,
 }
 
 impl ConvLayer {
-    /// A dilated 3x3 with DeepLab's padding = dilation.
-    pub fn conv3x3(
+    pub fn new(
         name: &str,
         batch: usize,
         in_channels: usize,
@@ -75,46 +51,41 @@ impl ConvLayer {
             in_channels,
             out_channels,
             size,
-            kind: LayerKind::Conv3x3(geometry),
+            geometry,
         }
     }
 
-    pub fn conv1x1(
-        name: &str,
-        batch: usize,
-        in_channels: usize,
-        out_channels: usize,
-        size: [usize; 2],
-    ) -> Self {
-        ConvLayer {
-            name: name.to_string(),
-            batch,
-            in_channels,
-            out_channels,
-            size,
-            kind: LayerKind::Conv1x1,
-        }
+    /// The layer of a built graph's conv node on an input of `shape`.
+    pub fn of(name: &str, conv: &Conv2d, shape: [usize; 4]) -> Self {
+        let [n, c, h, w] = shape;
+        Self::new(name, n, c, conv.out_channels(), [h, w], conv.geometry())
     }
 
-    pub fn geometry(&self) -> ConvGeometry {
-        match self.kind {
-            LayerKind::Conv3x3(g) => g,
-            LayerKind::Conv1x1 => ConvGeometry::pointwise(),
-        }
+    pub fn input_shape(&self) -> [usize; 4] {
+        [self.batch, self.in_channels, self.size[0], self.size[1]]
     }
 
-    /// `512->256 33x33 d12` and the like.
+    /// `512->256 33x33 d12`, `64->128 129x129 7x7s2 p3` and the like.
     pub fn describe(&self) -> String {
         let [h, w] = self.size;
+        let g = &self.geometry;
         let batch = if self.batch > 1 {
             format!(" N{}", self.batch)
         } else {
             String::new()
         };
-        let geometry = match self.kind {
-            LayerKind::Conv3x3(g) if g.padding == [g.dilation; 2] => format!(" d{}", g.dilation),
-            LayerKind::Conv3x3(g) => format!(" d{} p{}x{}", g.dilation, g.padding[0], g.padding[1]),
-            LayerKind::Conv1x1 => " 1x1".into(),
+        let geometry = if g.is_pointwise() {
+            " 1x1".to_string()
+        } else if g.kernel_size == 3 && g.stride == 1 && g.padding == [g.dilation; 2] {
+            format!(" d{}", g.dilation)
+        } else {
+            let k = g.kernel_name().trim_start_matches("conv").to_string();
+            let dilation = if g.dilation > 1 {
+                format!(" d{}", g.dilation)
+            } else {
+                String::new()
+            };
+            format!(" {k}{dilation} p{}x{}", g.padding[0], g.padding[1])
         };
         format!(
             "{}->{} {h}x{w}{geometry}{batch}",
@@ -123,7 +94,7 @@ impl ConvLayer {
     }
 
     fn macs_per_channel_pair(&self, live_only: bool) -> Result<f64> {
-        let g = self.geometry();
+        let g = self.geometry;
         let [h, w] = self.size;
         let taps = if live_only {
             g.live_taps(h, w)?
@@ -151,8 +122,8 @@ impl ConvLayer {
     /// Compulsory traffic: input, weights, bias and output, once each.
     pub fn min_bytes(&self) -> Result<f64> {
         let [h, w] = self.size;
-        let (oh, ow) = self.geometry().out_hw(h, w)?;
-        let k = self.geometry().kernel_size;
+        let (oh, ow) = self.geometry.out_hw(h, w)?;
+        let k = self.geometry.kernel_size;
         let elements = self.batch * self.in_channels * h * w
             + self.out_channels * self.in_channels * k * k
             + self.out_channels
@@ -160,26 +131,87 @@ impl ConvLayer {
         Ok(4.0 * elements as f64)
     }
 
-    /// Parses a configuration for this layer's kernel; `all` is handled by the caller.
+    /// Parses a configuration for this layer (`all` is handled by the caller).
     pub fn parse_config(&self, text: &str) -> Result<ConvConfig> {
-        Ok(match self.kind {
-            LayerKind::Conv3x3(_) => ConvConfig::Conv3x3(Conv3x3Config::parse(text)?),
-            LayerKind::Conv1x1 => ConvConfig::Conv1x1(Conv1x1Config::parse(text)?),
+        ConvConfig::parse_for(text, &self.geometry)
+    }
+
+    /// Every candidate configuration of this layer's kernel family on `ctx`.
+    pub fn candidates(&self, ctx: &Context) -> Vec<ConvConfig> {
+        ConvConfig::candidates(ctx, Family::of(&self.geometry))
+    }
+
+    /// The layer as a `Conv2d` with `weights`, run by `config`.
+    pub fn conv(&self, weights: crate::ops::ConvWeights, config: ConvConfig) -> Result<Conv2d> {
+        Ok(Conv2d::new(&self.name, weights, self.geometry)?.with_config(config))
+    }
+}
+
+/// A layer prepared to run under one configuration: its buffers, its dispatches (a pack, then
+/// the conv, for the packed kernels) and the label of the configuration it resolved to
+/// (`auto=conv3x3_packed8:c16p3w8` for `Auto`).
+pub struct Prepared {
+    pub launches: Vec<Launch>,
+    pub output: Tensor,
+    pub label: String,
+    _packed: Option<Tensor>,
+}
+
+impl Prepared {
+    /// `conv` on `input` with a ReLU epilogue, every buffer allocated.
+    pub fn new(ctx: &Context, conv: &Conv2d, input: &Tensor) -> Result<Prepared> {
+        let shape = input.shape();
+        let output = Tensor::empty(ctx, conv.name(), conv.out_shape(shape)?)?;
+        let resolved = conv.config_for(ctx, shape)?;
+        let mut launches = Vec::new();
+        let packed = match resolved.variant.pack() {
+            Some(pack) => {
+                let packed_shape = crate::ops::pack_channels::packed_shape(shape, pack);
+                let packed = Tensor::empty(ctx, "packed input", packed_shape)?;
+                launches.push(crate::ops::pack_channels::prepare(
+                    ctx,
+                    input,
+                    pack,
+                    packed.buffer(),
+                )?);
+                Some(packed)
+            }
+            None => None,
+        };
+        launches.push(conv.prepare(
+            ctx,
+            input,
+            packed.as_ref(),
+            (&output).into(),
+            &Epilogue::relu(true),
+        )?);
+        let label = resolved.label(&conv.geometry());
+        let label = if conv.config().variant == ConvVariant::Auto {
+            format!("auto={label}")
+        } else {
+            label
+        };
+        Ok(Prepared {
+            launches,
+            output,
+            label,
+            _packed: packed,
         })
     }
 
-    /// Every candidate configuration of this layer's kernel on `ctx`.
-    pub fn candidates(&self, ctx: &Context) -> Vec<ConvConfig> {
-        match self.kind {
-            LayerKind::Conv3x3(_) => Conv3x3Config::candidates(ctx)
-                .into_iter()
-                .map(ConvConfig::Conv3x3)
-                .collect(),
-            LayerKind::Conv1x1 => Conv1x1Config::candidates(ctx)
-                .into_iter()
-                .map(ConvConfig::Conv1x1)
-                .collect(),
-        }
+    /// The dispatches as one timed segment.
+    pub fn segment(&self) -> Segment<'_> {
+        Segment::new(self.label.clone(), move |pass| {
+            for launch in &self.launches {
+                launch.record(pass);
+            }
+        })
+    }
+
+    /// Runs the dispatches once.
+    pub fn run(&self, ctx: &Context) -> Result<()> {
+        let launches: Vec<&Launch> = self.launches.iter().collect();
+        Launch::run_all(ctx, &launches)
     }
 }
 
@@ -213,26 +245,6 @@ impl LayerResult {
     }
 }
 
-/// A layer ready to run under one configuration: its buffers, its dispatch and the label of the
-/// configuration it resolved to (`auto=conv3x3_subgroup:c16p2w8` for `Auto`).
-struct Prepared {
-    launch: Launch,
-    output: Tensor,
-    label: String,
-}
-
-fn resolved_label(requested: &ConvConfig, resolved: String) -> String {
-    let auto = match requested {
-        ConvConfig::Conv3x3(c) => c.variant == crate::ops::conv3x3::Conv3x3Variant::Auto,
-        ConvConfig::Conv1x1(c) => c.variant == crate::ops::conv1x1::Conv1x1Variant::Auto,
-    };
-    if auto {
-        format!("auto={resolved}")
-    } else {
-        resolved
-    }
-}
-
 /// Times every configuration of every layer in the same runs; see the module documentation.
 pub fn bench_layers(
     ctx: &Context,
@@ -249,55 +261,20 @@ pub fn bench_layers(
                 "no kernel configuration given",
             ));
         }
-        let [h, w] = layer.size;
-        let shape = [layer.batch, layer.in_channels, h, w];
+        let shape = layer.input_shape();
         let data = rng.vec(shape.iter().product(), 1.0);
         let input = Tensor::from_slice(ctx, &format!("{} input", layer.name), shape, &data)?;
-        let k = layer.geometry().kernel_size;
+        let k = layer.geometry.kernel_size;
         let weights = rng.conv_weights(layer.out_channels, layer.in_channels, k, true);
         let mut runs = Vec::new();
         for config in configs {
-            let label = format!("{} {}", layer.name, config.label());
-            let prepared = match (layer.kind, config) {
-                (LayerKind::Conv3x3(geometry), ConvConfig::Conv3x3(c)) => {
-                    let conv = Conv3x3::with_config(ctx, &label, &weights, geometry, true, *c)?;
-                    let output = Tensor::empty(ctx, &label, conv.out_shape(&input)?)?;
-                    let launch = conv.prepare(ctx, &input, (&output).into())?;
-                    let label = resolved_label(config, conv.config_for(ctx, shape)?.label());
-                    Prepared {
-                        launch,
-                        output,
-                        label,
-                    }
-                }
-                (LayerKind::Conv1x1, ConvConfig::Conv1x1(c)) => {
-                    let conv = Conv1x1::with_config(ctx, &label, &weights, true, *c)?;
-                    let output = Tensor::empty(ctx, &label, conv.out_shape(&input)?)?;
-                    let launch = conv.prepare(ctx, &input, (&output).into())?;
-                    let label = resolved_label(config, conv.config_for(ctx, shape)?.label());
-                    Prepared {
-                        launch,
-                        output,
-                        label,
-                    }
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        format!("benchmark of {}", layer.name),
-                        format!("configuration {} is for the other kernel", config.label()),
-                    ))
-                }
-            };
-            runs.push(prepared);
+            let conv = layer.conv(weights.clone(), *config)?;
+            runs.push(Prepared::new(ctx, &conv, &input)?);
         }
         inputs.push(input);
         prepared.push(runs);
     }
-    let segments: Vec<Segment> = prepared
-        .iter()
-        .flatten()
-        .map(|p| Segment::launch(&p.launch))
-        .collect();
+    let segments: Vec<Segment> = prepared.iter().flatten().map(Prepared::segment).collect();
     let timings = time_segments(ctx, &segments, timing)?;
     let mut times = timings.segments.into_iter().map(|(_, stats)| stats);
     let mut results = Vec::new();

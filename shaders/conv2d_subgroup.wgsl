@@ -1,26 +1,24 @@
-// Dilated 3x3 convolution, stride 1, any padding, optional bias and fused ReLU: the
-// register-blocked, tap-pruned kernel with weights shared through subgroup broadcasts.
-// Needs the subgroup feature (subgroups of >= 8 invocations, a multiple of 8); it is a separate
-// module from shaders/conv3x3.wgsl so that one compiles on adapters without subgroups.
+// k x k convolution, any stride, dilation and padding, with the shared epilogue: the
+// register-blocked, tap-pruned kernel with weights shared through subgroup broadcasts. Needs
+// the subgroup feature (subgroups of >= 8 invocations, a multiple of 8); it is a separate
+// module from shaders/conv2d.wgsl so that one compiles on adapters without subgroups.
 //
-// x: (N, C_in, H, W)                   contiguous NCHW (conv3x3_subgroup)
-// x4: (N, ceil(C_in / 4), H, W) of vec4 channel-packed copy (conv3x3_packed; pack_channels.wgsl),
+// x: (N, C_in, H, W)                   contiguous NCHW (conv2d_subgroup)
+// x4: (N, ceil(C_in / 4), H, W) of vec4 channel-packed copy (conv2d_packed; pack_channels.wgsl),
 //    with w then laid out for C_in rounded up to 4 (zeros past C_in)
-// w: (ceil(C_out / (4 VEC)), 9, C_in, VEC) of vec4 — for one block of 4*VEC output channels and
-//    one tap, the weights of consecutive input channels are consecutive, 4*VEC floats each
-// bias: (C_out,) (a zero buffer when the conv has none)
-// y: (N, out_c_total, H_out, W_out)    this conv writes channels [out_c_offset, +C_out)
-//
-// runs: (pixel_tiles,) of vec4<u32>  one run of output pixels per workgroup (below)
+// w: (ceil(C_out / (4 VEC)), k*k, C_in, VEC) of vec4 — for one block of 4*VEC output channels
+//    and one tap, the weights of consecutive input channels are consecutive, 4*VEC floats each
+// bias, residual, y: shaders/conv_params.wgsl
+// runs: (pixel_tiles,) of vec4<u32>  one run of output pixels per workgroup (pixel_runs.wgsl)
 //
 // Work split: a workgroup owns one block of 4*VEC output channels and a run of up to
 // WORKGROUP*PIX output pixels of one image; each invocation accumulates PIX pixels (WORKGROUP
 // apart) x 4*VEC channels. The runs never cross a tap region: the launcher cuts the map into
 // rectangles whose pixels all read the same taps from real input (`ConvGeometry::tap_regions`,
-// 9 for DeepLab's padding) and each region into runs. So every tap is live for all pixels of a
-// run or for none: dead taps are skipped (pruning is exact: the multiply-adds done are the
-// useful ones, plus the idle lanes of each region's last run) and live ones load without
-// bounds tests or masks.
+// 9 for DeepLab's 3x3 with padding = dilation) and each region into runs. So every tap is live
+// for all pixels of a run or for none: dead taps are skipped (pruning is exact: the
+// multiply-adds done are the useful ones, plus the idle lanes of each region's last run) and
+// live ones load without bounds tests or masks.
 //
 // Why subgroups: lavapipe (Mesa 25) scalarizes a buffer load only when its offset is a
 // compile-time constant; any other load, even one whose address is the same in every lane,
@@ -34,11 +32,11 @@
 // packed, ~2.7x cheaper per channel on lavapipe), VEC/2 vec4 loads of w,
 // 4*VEC vec4 broadcasts and 16*VEC*PIX FMAs. The register tile is straight-line code
 // (conditions on override constants fold away) and the input-channel loop is unrolled by 4;
-// see shaders/conv3x3.wgsl for why.
+// see shaders/conv2d.wgsl for why.
 
-// Parameters, x, bias, y, runs and activate(): shaders/conv3x3_params.wgsl (prepended).
+// Parameters, x, bias, y, residual and store_output(): shaders/conv_params.wgsl (prepended).
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
-// The input again, channel-packed (N, ceil(C_in / 4), H, W) of vec4, for conv3x3_packed.
+// The input again, channel-packed (N, ceil(C_in / 4), H, W) of vec4, for conv2d_packed.
 @group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 
 override WORKGROUP: u32 = 8u;
@@ -97,19 +95,19 @@ fn tap(acc: ptr<function, Accumulators>, o_start: vec4<u32>, wi_start: u32, lane
 }
 
 @compute @workgroup_size(WORKGROUP)
-fn conv3x3_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32,
-                    @builtin(subgroup_invocation_id) sg_lane: u32) {
+fn conv2d_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32,
+                   @builtin(subgroup_invocation_id) sg_lane: u32) {
     conv(wid, nwg, lid, sg_lane, false);
 }
 
 // The same kernel on the channel-packed input x4.
 @compute @workgroup_size(WORKGROUP)
-fn conv3x3_packed(@builtin(workgroup_id) wid: vec3<u32>,
-                  @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32,
-                  @builtin(subgroup_invocation_id) sg_lane: u32) {
+fn conv2d_packed(@builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32,
+                 @builtin(subgroup_invocation_id) sg_lane: u32) {
     conv(wid, nwg, lid, sg_lane, true);
 }
 
@@ -130,18 +128,20 @@ fn conv(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, sg_lane: u32, packed: bool) {
     if (packed) {
         cin = (cin + 3u) / 4u * 4u;
     }
+    let k = i32(p.kernel_size);
     let dil = i32(p.dilation);
     var acc: Accumulators;
 
-    for (var ky = 0; ky < 3; ky++) {
+    for (var ky = 0; ky < k; ky++) {
         let dy = ky * dil - i32(p.pad_h);
-        for (var kx = 0; kx < 3; kx++) {
+        for (var kx = 0; kx < k; kx++) {
             let dx = kx * dil - i32(p.pad_w);
             // Live for every pixel of the run or for none.
             if (!tap_live(t.run, dy, dx)) { continue; }
-            // The tap's input for each pixel: (oy + dy, ox + dx), all inside the input.
+            // The tap's input for each pixel: (oy * stride + dy, ox * stride + dx), all inside.
             let o = vec4<u32>(x_image) + t.pixel.xy_in + vec4<u32>(u32(dy * in_w + dx));
-            let wi = (t.block * 9u + u32(ky * 3 + kx)) * cin * VEC;
+            let tap_index = t.block * p.kernel_size * p.kernel_size + u32(ky * k + kx);
+            let wi = tap_index * cin * VEC;
             if (packed) {
                 tap_packed(&acc, o, wi, lane);
             } else {

@@ -1,7 +1,8 @@
-//! PyTorch `state_dict`s stored as safetensors: opening a file, selecting a sub-module by key
-//! prefix, and reading conv and batch-norm parameters by their PyTorch key names with the shape
-//! checks and error messages a user needs ("tensor 'convs.1.0.weight': expected (C_out, 16, 3, 3),
-//! found (8, 16, 1, 1)").
+//! PyTorch `state_dict`s stored as safetensors: opening a file (memory-mapped: a tensor's bytes
+//! are read when a model asks for it, once), descending into sub-modules by key prefix
+//! ([`StateDict::sub`], candle's `pp`), and reading conv and batch-norm parameters by their
+//! PyTorch key names with the shape checks and error messages a user needs ("tensor
+//! 'convs.1.0.weight': expected (C_out, 16, 3, 3), found (8, 16, 1, 1)").
 //!
 //! Only the safetensors format is read, never pickle. Floating tensors of any width (f16, bf16,
 //! f32, f64) are converted to f32; integer tensors are refused, except `num_batches_tracked`,
@@ -24,10 +25,27 @@ pub const BATCHNORM_EPS: f64 = 1e-5;
 struct SafetensorsFile {
     /// How the file is named in messages (its path).
     name: String,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     /// Byte offset of the data section (8-byte length + JSON header).
     data_start: usize,
     header: Metadata,
+}
+
+/// A file's bytes: mapped from disk, or in memory (a state_dict made by the program).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
 }
 
 /// A view of a safetensors state_dict under a key prefix (`""` for the whole file,
@@ -37,6 +55,9 @@ struct SafetensorsFile {
 pub struct StateDict {
     file: Arc<SafetensorsFile>,
     prefix: String,
+    /// Length of the prefix the view was opened with (`--prefix`): module paths
+    /// ([`StateDict::path`]) are relative to it.
+    root: usize,
 }
 
 /// A tensor read from the file, converted to f32, with its PyTorch shape.
@@ -90,16 +111,50 @@ pub(crate) fn guess_format(bytes: &[u8]) -> &'static str {
 }
 
 impl StateDict {
-    /// Reads and parses a safetensors file; `prefix` selects a sub-module (a trailing `.` is
-    /// added when missing).
+    /// Maps and parses a safetensors file; `prefix` selects a sub-module (a trailing `.` is
+    /// added when missing). The file must not change while the view is alive (the bytes are
+    /// mapped, not copied, as safetensors' own loaders do).
     pub fn open(path: impl AsRef<Path>, prefix: &str) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| Error::file(path.display(), e))?;
-        Self::from_bytes(&path.display().to_string(), bytes, prefix)
+        let fail = |e: std::io::Error| Error::file(path.display(), e);
+        let file = std::fs::File::open(path).map_err(fail)?;
+        let bytes = if file.metadata().map_err(fail)?.len() == 0 {
+            // Mapping an empty file fails on some systems; it is refused below as empty.
+            Bytes::Owned(Vec::new())
+        } else {
+            // SAFETY: the map is read-only and lives inside the view; the file changing under
+            // it is outside this program's control, as for any reader of safetensors files.
+            Bytes::Mapped(unsafe { memmap2::Mmap::map(&file) }.map_err(fail)?)
+        };
+        Self::parse(&path.display().to_string(), bytes, prefix)
     }
 
     /// Parses an in-memory safetensors file; `name` stands for it in messages.
     pub fn from_bytes(name: &str, bytes: Vec<u8>, prefix: &str) -> Result<Self> {
+        Self::parse(name, Bytes::Owned(bytes), prefix)
+    }
+
+    /// A state_dict of f32 `tensors` (key, shape, values) made in memory (random weights for
+    /// benchmarks and tests); `name` stands for it in messages.
+    pub fn from_tensors(name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Self> {
+        let views = tensors
+            .iter()
+            .map(|(key, shape, data)| {
+                let view = safetensors::tensor::TensorView::new(
+                    Dtype::F32,
+                    shape.clone(),
+                    bytemuck::cast_slice(data),
+                )
+                .map_err(|e| Error::invalid(format!("tensor '{key}'"), e.to_string()))?;
+                Ok((key.clone(), view))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bytes =
+            safetensors::serialize(views, None).map_err(|e| Error::invalid(name, e.to_string()))?;
+        Self::from_bytes(name, bytes, "")
+    }
+
+    fn parse(name: &str, bytes: Bytes, prefix: &str) -> Result<Self> {
         let (header_len, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
             Error::file(
                 name,
@@ -109,6 +164,7 @@ impl StateDict {
                 ),
             )
         })?;
+        let prefix = normalize_prefix(prefix);
         Ok(StateDict {
             file: Arc::new(SafetensorsFile {
                 name: name.to_string(),
@@ -116,7 +172,8 @@ impl StateDict {
                 bytes,
                 header,
             }),
-            prefix: normalize_prefix(prefix),
+            root: prefix.len(),
+            prefix,
         })
     }
 
@@ -126,7 +183,14 @@ impl StateDict {
         StateDict {
             file: self.file.clone(),
             prefix: format!("{}{}", self.prefix, normalize_prefix(prefix)),
+            root: self.root,
         }
+    }
+
+    /// The module path of `key` in this view, relative to the view the file was opened with
+    /// (without `--prefix`): `classifier.0.convs.1` for `convs.1` under `classifier.0.`.
+    pub fn path(&self, key: &str) -> String {
+        format!("{}{key}", &self.prefix[self.root..])
     }
 
     /// The file's name (its path) as used in messages.
@@ -160,6 +224,11 @@ impl StateDict {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// Every key in the file, whatever the view's prefix.
+    pub(crate) fn keys_everywhere(&self) -> Vec<String> {
+        self.file.header.offset_keys()
     }
 
     /// The dtype and shape of tensor `key`, if present.
@@ -345,25 +414,8 @@ impl StateDict {
         Error::file(&self.file.name, message)
     }
 
-    /// The error for a file that does not hold `graph` at all: its first key, `key`, is missing.
-    /// Says what the file seems to hold instead, or which prefix would select the graph.
-    pub fn missing_graph(&self, key: &str, graph: &str) -> Error {
-        let full = self.full_key(key);
-        let mut message = format!("missing tensor '{full}': no {graph} in these weights");
-        let all = self.file.header.offset_keys();
-        if let Some(hint) = self.prefix_hint() {
-            message += &hint;
-        } else if let Some(kind) = self.guess_graph() {
-            message += &format!("; they look like {kind}");
-        } else if let Some(other) = all.iter().find(|k| k.ends_with(&format!(".{full}"))) {
-            let prefix = &other[..other.len() - key.len()];
-            message += &format!("; the file has '{other}': select it with --prefix {prefix}");
-        }
-        Error::file(&self.file.name, message)
-    }
-
     /// "; no key starts with the prefix ..." when the view's prefix selects nothing.
-    fn prefix_hint(&self) -> Option<String> {
+    pub(crate) fn prefix_hint(&self) -> Option<String> {
         let all = self.file.header.offset_keys();
         if self.prefix.is_empty() || all.iter().any(|k| k.starts_with(&self.prefix)) {
             return None;
@@ -379,29 +431,6 @@ impl StateDict {
             self.prefix,
             top.join(", ")
         ))
-    }
-
-    /// Which graph the view's keys belong to, judged by one key each graph must have.
-    fn guess_graph(&self) -> Option<&'static str> {
-        [
-            (
-                "0.convs.0.0.weight",
-                "a DeepLabHead (use `atrous run deeplab-head`)",
-            ),
-            ("convs.0.0.weight", "an ASPP (use `atrous run aspp`)"),
-            (
-                "0.stages.0.1.weight",
-                "a PSP head (use `atrous run psp-head`)",
-            ),
-            ("stages.0.1.weight", "a PPM (use `atrous run ppm`)"),
-            (
-                "classifier.0.convs.0.0.weight",
-                "a whole DeepLabV3 model (select its head with --prefix classifier.)",
-            ),
-        ]
-        .into_iter()
-        .find(|(key, _)| self.contains(key))
-        .map(|(_, kind)| kind)
     }
 }
 

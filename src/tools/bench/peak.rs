@@ -10,10 +10,10 @@
 
 use std::time::Instant;
 
-use crate::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
 use crate::context::Context;
 use crate::error::Result;
 use crate::pipeline::{shader, Launch, Shader};
+use crate::tools::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
 
 const FMA_SHADER: Shader = shader!("peak_fma", [Uniform, ReadWrite]);
 const COPY_SHADER: Shader = shader!("peak_copy", [Uniform, ReadOnly, ReadWrite]);

@@ -1,6 +1,8 @@
-//! The autotuner's cache: for each adapter (name, driver, backend) and layer shape, the kernel
-//! configuration that measured fastest, with everything that was tried. `atrous tune` fills it;
-//! layers look their shape up when a graph is built and fall back to the defaults without one.
+//! The autotuner and its cache: for each adapter (name, driver, backend) and layer shape, the
+//! kernel configuration that measured fastest, with everything that was tried. `atrous tune`
+//! fills it; the command line hands the adapter's winners to the engine
+//! ([`Context::with_tuning`](crate::Context::with_tuning)), which otherwise uses measured
+//! defaults. The engine never reads this file itself.
 //!
 //! File: JSON at `$ATROUS_TUNE_CACHE`, else `$XDG_CACHE_HOME/atrous/tune.json`, else
 //! `~/.cache/atrous/tune.json`:
@@ -10,20 +12,23 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
 
 use serde_json::{json, Map, Value};
 
-use crate::bench::layer::{ConvConfig, ConvLayer, LayerKind};
-use crate::bench::timing::{time_segments, Segment, TimingOptions};
-use crate::check::{Rng, REL_L2_TOLERANCE};
-use crate::context::Context;
+use crate::context::{Context, TuningTable};
 use crate::error::{Error, Result};
-use crate::ops::{Conv1x1, Conv3x3, ConvWeights};
-use crate::pipeline::Launch;
-use crate::reference::{self, compare, HostTensor};
+use crate::reference::{self, compare, HostTensor, REL_L2_TOLERANCE};
+use crate::rng::Rng;
 use crate::tensor::Tensor;
+use crate::tools::bench::layer::{ConvLayer, Prepared};
+use crate::tools::bench::timing::{time_segments, TimingOptions};
+use crate::tools::bench::{model_conv_layers, SyntheticModelArgs};
 
-const VERSION: u64 = 1;
+/// 2: kernels of every geometry (`conv7x7s2_...`), strided layers in the keys.
+const VERSION: u64 = 2;
 
 /// One candidate the tuner tried on one shape.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,6 +132,19 @@ impl TuneCache {
 
     pub fn lookup(&self, adapter: &str, shape: &str) -> Option<&Entry> {
         self.adapters.get(adapter)?.get(shape)
+    }
+
+    /// The winners for `adapter`, as the engine takes them.
+    pub fn table(&self, adapter: &str) -> TuningTable {
+        self.adapters
+            .get(adapter)
+            .map(|shapes| {
+                shapes
+                    .iter()
+                    .map(|(shape, entry)| (shape.clone(), entry.winner.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn insert(&mut self, adapter: &str, shape: &str, entry: Entry) {
@@ -239,52 +257,6 @@ pub struct LayerTuning {
     pub entry: Entry,
 }
 
-/// A convolution of the layer's kind built for one candidate configuration.
-enum Candidate {
-    Conv3x3(Conv3x3),
-    Conv1x1(Conv1x1),
-}
-
-impl Candidate {
-    fn build(
-        ctx: &Context,
-        layer: &ConvLayer,
-        weights: &ConvWeights,
-        config: &ConvConfig,
-    ) -> Result<Self> {
-        Ok(match (layer.kind, config) {
-            (LayerKind::Conv3x3(geometry), ConvConfig::Conv3x3(c)) => Candidate::Conv3x3(
-                Conv3x3::with_config(ctx, &layer.name, weights, geometry, true, *c)?,
-            ),
-            (LayerKind::Conv1x1, ConvConfig::Conv1x1(c)) => {
-                Candidate::Conv1x1(Conv1x1::with_config(ctx, &layer.name, weights, true, *c)?)
-            }
-            _ => return Err(Error::invalid("tune", "configuration for the other kernel")),
-        })
-    }
-
-    fn tune_key(&self, shape: [usize; 4]) -> String {
-        match self {
-            Candidate::Conv3x3(c) => c.tune_key(shape),
-            Candidate::Conv1x1(c) => c.tune_key(shape),
-        }
-    }
-
-    fn forward(&self, ctx: &Context, x: &Tensor) -> Result<(Tensor, Launch)> {
-        let shape = match self {
-            Candidate::Conv3x3(c) => c.out_shape(x)?,
-            Candidate::Conv1x1(c) => c.out_shape(x)?,
-        };
-        let y = Tensor::empty(ctx, "tune output", shape)?;
-        let launch = match self {
-            Candidate::Conv3x3(c) => c.prepare(ctx, x, (&y).into())?,
-            Candidate::Conv1x1(c) => c.prepare(ctx, x, (&y).into())?,
-        };
-        Launch::run_all(ctx, &[&launch])?;
-        Ok((y, launch))
-    }
-}
-
 /// Sweeps every candidate configuration of each layer on `ctx`: each candidate's output is
 /// checked against the float64 reference first (relative L2 <= [`REL_L2_TOLERANCE`]); the
 /// verified ones are timed in the same runs and the fastest wins. `progress(done, total, what)`
@@ -300,48 +272,50 @@ pub fn tune_layers(
     let mut results = Vec::new();
     for (index, layer) in layers.iter().enumerate() {
         let mut rng = Rng::new(1000 + index as u64);
-        let [h, w] = layer.size;
-        let shape = [layer.batch, layer.in_channels, h, w];
+        let shape = layer.input_shape();
         let data = rng.vec(shape.iter().product(), 1.0);
         let x = Tensor::from_slice(ctx, "tune input", shape, &data)?;
-        let k = layer.geometry().kernel_size;
+        let k = layer.geometry.kernel_size;
         let weights = rng.conv_weights(layer.out_channels, layer.in_channels, k, true);
         progress(done, total, &format!("{}: float64 reference", layer.name));
         let expected = reference::conv2d(
             &HostTensor::from_f32(shape, &data),
             &weights,
-            layer.geometry(),
+            layer.geometry,
             true,
         );
         let mut key = None;
         let mut trials = Vec::new();
         let mut verified = Vec::new();
         for config in layer.candidates(ctx) {
-            progress(done, total, &format!("{} {}", layer.name, config.label()));
+            let label = config.label(&layer.geometry);
+            progress(done, total, &format!("{} {label}", layer.name));
             done += 1;
-            let outcome = Candidate::build(ctx, layer, &weights, &config).and_then(|candidate| {
-                key.get_or_insert_with(|| candidate.tune_key(shape));
-                let (y, launch) = candidate.forward(ctx, &x)?;
-                Ok((compare(&y.to_vec(ctx)?, &expected.data).rel_l2, launch))
+            let outcome = layer.conv(weights.clone(), config).and_then(|conv| {
+                key.get_or_insert_with(|| conv.tune_key(shape));
+                let prepared = Prepared::new(ctx, &conv, &x)?;
+                prepared.run(ctx)?;
+                let rel_l2 = compare(&prepared.output.to_vec(ctx)?, &expected.data).rel_l2;
+                Ok((rel_l2, prepared))
             });
             match outcome {
-                Ok((rel_l2, launch)) if rel_l2 <= REL_L2_TOLERANCE => {
-                    verified.push((trials.len(), launch));
+                Ok((rel_l2, prepared)) if rel_l2 <= REL_L2_TOLERANCE => {
+                    verified.push((trials.len(), prepared));
                     trials.push(Trial {
-                        config: config.label(),
+                        config: label,
                         median_ms: None,
                         verified: true,
                         note: format!("rel L2 {rel_l2:.1e}"),
                     });
                 }
                 Ok((rel_l2, _)) => trials.push(Trial {
-                    config: config.label(),
+                    config: label,
                     median_ms: None,
                     verified: false,
                     note: format!("wrong result: rel L2 {rel_l2:.2e}"),
                 }),
                 Err(error) => trials.push(Trial {
-                    config: config.label(),
+                    config: label,
                     median_ms: None,
                     verified: false,
                     note: error.to_string(),
@@ -369,10 +343,7 @@ pub fn tune_layers(
                 verified.len()
             ),
         );
-        let segments: Vec<Segment> = verified
-            .iter()
-            .map(|(_, launch)| Segment::launch(launch))
-            .collect();
+        let segments: Vec<_> = verified.iter().map(|(_, p)| p.segment()).collect();
         let timings = time_segments(ctx, &segments, timing)?;
         for ((trial, _), (_, stats)) in verified.iter().zip(&timings.segments) {
             trials[*trial].median_ms = Some(stats.median_ms);
@@ -400,7 +371,7 @@ pub fn tune_layers(
 pub fn print_report(cache: &TuneCache, path: &Path) {
     println!("tune cache: {}", path.display());
     if cache.adapters.is_empty() {
-        println!("(empty: run `atrous tune aspp` or `atrous tune ppm` first)");
+        println!("(empty: run `atrous tune MODEL` first, e.g. `atrous tune aspp`)");
     }
     for (adapter, shapes) in &cache.adapters {
         println!("\nadapter: {adapter}");
@@ -430,4 +401,110 @@ pub fn print_report(cache: &TuneCache, path: &Path) {
             }
         }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    #[command(subcommand)]
+    model: Option<TuneModel>,
+    /// Print what was tried for each shape and the winner, then exit.
+    #[arg(long)]
+    report: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum TuneModel {
+    /// A model of the registry (`atrous models`): `atrous tune aspp --in-channels 512`; its
+    /// options are `atrous bench MODEL`'s.
+    #[command(external_subcommand)]
+    Model(Vec<String>),
+}
+
+/// `atrous tune MODEL`'s own command line.
+#[derive(Parser, Debug)]
+#[command(name = "atrous tune MODEL")]
+struct TuneModelCli {
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::tools::run::model_names()))]
+    model: String,
+    #[command(flatten)]
+    model_args: SyntheticModelArgs,
+    /// Timed runs per candidate (fewer than a benchmark: dozens of candidates per layer).
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+}
+
+/// `atrous tune`.
+pub fn main(args: TuneArgs) -> Result<ExitCode> {
+    let path = default_path();
+    if args.report {
+        print_report(&TuneCache::load(&path)?, &path);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(TuneModel::Model(argv)) = args.model else {
+        eprintln!("error: name a model to tune (`atrous tune aspp`, `atrous tune deeplabv3`) or pass --report");
+        return Ok(ExitCode::from(2));
+    };
+    let cli = match TuneModelCli::try_parse_from(
+        std::iter::once("atrous tune".to_string()).chain(argv),
+    ) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }));
+        }
+    };
+    let spec = cli.model_args.spec(&cli.model, None)?;
+    // Read the cache before the long sweep so a malformed file fails fast.
+    let mut cache = TuneCache::load(&path)?;
+    let ctx = crate::tools::open_context_verbose()?;
+    let layers = model_conv_layers(&spec)?;
+    let [n, c, h, w] = spec.input_shape;
+    eprintln!(
+        "tuning the {} distinct convolutions of {} on {n}x{c}x{h}x{w}",
+        layers.len(),
+        cli.model
+    );
+    let timing = TimingOptions {
+        warmup: cli.warmup,
+        runs: cli.runs.max(1),
+        force_wall_clock: false,
+    };
+    let total: usize = layers.iter().map(|l| l.candidates(&ctx).len()).sum();
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+            .expect("a valid template"),
+    );
+    let results = tune_layers(&ctx, &layers, &timing, |done, _, what| {
+        bar.set_position(done as u64);
+        bar.set_message(what.to_string());
+    })?;
+    bar.finish_and_clear();
+    let adapter = ctx.adapter().cache_key();
+    for result in &results {
+        cache.insert(&adapter, &result.key, result.entry.clone());
+    }
+    cache.save(&path)?;
+    println!(
+        "{:<32} {:<48} {:<28} {:>10} {:>8}",
+        "layer", "shape", "winner", "ms", "tried"
+    );
+    for r in &results {
+        let verified = r.entry.tried.iter().filter(|t| t.verified).count();
+        println!(
+            "{:<32} {:<48} {:<28} {:>10.3} {:>3}/{:<3}",
+            r.layer,
+            r.key,
+            r.entry.winner,
+            r.entry.median_ms,
+            verified,
+            r.entry.tried.len()
+        );
+    }
+    println!(
+        "winners saved to {} (atrous run and atrous bench use them on this adapter)",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

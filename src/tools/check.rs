@@ -2,105 +2,32 @@
 //! (the edge cases of each op included) and compares each result with the float64 reference.
 //! The same cases run in the test suite.
 
+use std::process::ExitCode;
+
 use crate::context::Context;
 use crate::error::Result;
-use crate::ops::conv1x1::{Conv1x1Config, Conv1x1Variant};
-use crate::ops::conv3x3::{Conv3x3Config, Conv3x3Variant};
-use crate::ops::RegisterTile;
-use crate::ops::{self, BatchNorm, BatchNorm2d, Conv1x1, Conv3x3, ConvWeights};
+use crate::ops::conv2d::{ConvConfig, ConvVariant, Epilogue, Family, RegisterTile};
+use crate::ops::{self, BatchNorm2d, Conv2d};
+pub use crate::reference::REL_L2_TOLERANCE;
 use crate::reference::{self, compare, Comparison, HostTensor};
-use crate::shape::ConvGeometry;
+use crate::rng::Rng;
+use crate::shape::{ConvGeometry, PoolGeometry};
 use crate::tensor::Tensor;
-
-/// Relative L2 error allowed against the f64 reference: f32 accumulation over at most a few
-/// thousand terms stays well below it.
-pub const REL_L2_TOLERANCE: f64 = 1e-5;
-
-/// SplitMix64: small, deterministic, good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * unit
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
-        (0..len).map(|_| self.uniform(-scale, scale)).collect()
-    }
-
-    pub fn conv_weights(&mut self, out_c: usize, in_c: usize, k: usize, bias: bool) -> ConvWeights {
-        // Scaled by 1/sqrt(fan_in) so outputs stay O(1) whatever the channel count.
-        let scale = 1.0 / ((in_c * k * k) as f32).sqrt();
-        let weight = self.vec(out_c * in_c * k * k, scale * 1.7);
-        let bias = bias.then(|| self.vec(out_c, 0.5));
-        ConvWeights::new("conv", [out_c, in_c, k, k], weight, bias).expect("consistent weights")
-    }
-
-    pub fn batchnorm(&mut self, channels: usize, eps: f64) -> BatchNorm {
-        BatchNorm {
-            gamma: (0..channels)
-                .map(|c| self.uniform(0.5, 1.5) * if c % 3 == 0 { -1.0 } else { 1.0 })
-                .collect(),
-            beta: self.vec(channels, 1.0),
-            running_mean: self.vec(channels, 1.0),
-            running_var: (0..channels).map(|_| self.uniform(0.1, 2.0)).collect(),
-            eps,
-        }
-    }
-}
 
 /// One check: an op with its parameters on one input shape.
 #[derive(Clone, Debug)]
 pub enum Case {
-    Conv3x3 {
-        variant: Conv3x3Variant,
+    /// A convolution under a configuration, ending in an epilogue: the conv's bias (if any),
+    /// a per-image bias in its place, a residual, ReLU.
+    Conv {
+        config: ConvConfig,
         input: [usize; 4],
         out_channels: usize,
         geometry: ConvGeometry,
         bias: bool,
         relu: bool,
-    },
-    Conv1x1 {
-        variant: Conv1x1Variant,
-        input: [usize; 4],
-        out_channels: usize,
-        bias: bool,
-        relu: bool,
-    },
-    /// A 3x3 conv under an explicit configuration (a variant with a register tile).
-    Conv3x3Config {
-        config: Conv3x3Config,
-        input: [usize; 4],
-        out_channels: usize,
-        geometry: ConvGeometry,
-        bias: bool,
-        relu: bool,
-    },
-    /// A 1x1 conv under an explicit configuration.
-    Conv1x1Config {
-        config: Conv1x1Config,
-        input: [usize; 4],
-        out_channels: usize,
-        bias: bool,
-        relu: bool,
+        per_image_bias: bool,
+        residual: bool,
     },
     /// A conv followed by an eval-mode BN folded into it.
     ConvBn {
@@ -116,6 +43,10 @@ pub enum Case {
     Pool {
         input: [usize; 4],
         output: [usize; 2],
+    },
+    MaxPool {
+        input: [usize; 4],
+        geometry: PoolGeometry,
     },
     Interpolate {
         input: [usize; 4],
@@ -150,15 +81,13 @@ fn shape_text(s: [usize; 4]) -> String {
 impl Case {
     pub fn op(&self) -> String {
         match self {
-            Case::Conv3x3 { variant, .. } => variant.name().to_string(),
-            Case::Conv1x1 { variant, .. } => variant.name().to_string(),
-            Case::Conv3x3Config { config, .. } => config.label(),
-            Case::Conv1x1Config { config, .. } => config.label(),
-            Case::ConvBn { geometry, .. } => {
-                format!("conv{0}x{0}+bn (folded)", geometry.kernel_size)
-            }
+            Case::Conv {
+                config, geometry, ..
+            } => config.label(geometry),
+            Case::ConvBn { geometry, .. } => format!("{}+bn (folded)", geometry.kernel_name()),
             Case::BatchNorm { .. } => "batchnorm".into(),
             Case::Pool { .. } => "adaptive_avg_pool2d".into(),
+            Case::MaxPool { .. } => "max_pool2d".into(),
             Case::Interpolate { .. } => "interpolate".into(),
             Case::Concat { .. } => "concat".into(),
         }
@@ -166,13 +95,11 @@ impl Case {
 
     pub fn shape(&self) -> String {
         match self {
-            Case::Conv3x3 { input, .. }
-            | Case::Conv1x1 { input, .. }
-            | Case::Conv3x3Config { input, .. }
-            | Case::Conv1x1Config { input, .. }
+            Case::Conv { input, .. }
             | Case::ConvBn { input, .. }
             | Case::BatchNorm { input, .. }
             | Case::Pool { input, .. }
+            | Case::MaxPool { input, .. }
             | Case::Interpolate { input, .. } => shape_text(*input),
             Case::Concat { n, channels, hw } => channels
                 .iter()
@@ -183,60 +110,54 @@ impl Case {
     }
 
     pub fn params(&self) -> String {
-        let flags = |bias: bool, relu: bool| {
-            format!(
-                "{}{}",
-                if bias { " bias" } else { "" },
-                if relu { " relu" } else { "" }
-            )
+        let flag = |on: bool, name: &str| {
+            if on {
+                format!(" {name}")
+            } else {
+                String::new()
+            }
+        };
+        let geometry_text = |g: &ConvGeometry| {
+            let stride = if g.stride > 1 {
+                format!(" stride={}", g.stride)
+            } else {
+                String::new()
+            };
+            format!("dil={} pad={:?}{stride}", g.dilation, g.padding)
         };
         match self {
-            Case::Conv3x3 {
+            Case::Conv {
                 out_channels,
                 geometry,
                 bias,
                 relu,
-                ..
-            }
-            | Case::Conv3x3Config {
-                out_channels,
-                geometry,
-                bias,
-                relu,
+                per_image_bias,
+                residual,
                 ..
             } => format!(
-                "cout={out_channels} dil={} pad={:?}{}",
-                geometry.dilation,
-                geometry.padding,
-                flags(*bias, *relu)
+                "cout={out_channels} {}{}{}{}{}",
+                geometry_text(geometry),
+                flag(*bias, "bias"),
+                flag(*per_image_bias, "image-bias"),
+                flag(*residual, "+residual"),
+                flag(*relu, "relu")
             ),
-            Case::Conv1x1 {
-                out_channels,
-                bias,
-                relu,
-                ..
-            }
-            | Case::Conv1x1Config {
-                out_channels,
-                bias,
-                relu,
-                ..
-            } => {
-                format!("cout={out_channels}{}", flags(*bias, *relu))
-            }
             Case::ConvBn {
                 out_channels,
                 geometry,
                 relu,
                 ..
             } => format!(
-                "cout={out_channels} dil={} pad={:?}{}",
-                geometry.dilation,
-                geometry.padding,
-                flags(false, *relu)
+                "cout={out_channels} {}{}",
+                geometry_text(geometry),
+                flag(*relu, "relu")
             ),
-            Case::BatchNorm { relu, .. } => flags(false, *relu).trim().to_string(),
+            Case::BatchNorm { relu, .. } => flag(*relu, "relu").trim().to_string(),
             Case::Pool { output, .. } => format!("out={}x{}", output[0], output[1]),
+            Case::MaxPool { geometry, .. } => format!(
+                "k={} stride={} pad={}",
+                geometry.kernel_size, geometry.stride, geometry.padding
+            ),
             Case::Interpolate {
                 output,
                 align_corners,
@@ -254,14 +175,12 @@ impl Case {
     /// Why `ctx` cannot run this case, if it cannot.
     pub fn unsupported(&self, ctx: &Context) -> Option<String> {
         match self {
-            Case::Conv3x3 { variant, .. } => variant.unsupported(ctx).map(str::to_string),
-            Case::Conv3x3Config { config, .. } => {
-                config.variant.unsupported(ctx).map(str::to_string)
-            }
-            Case::Conv1x1 { variant, .. } => variant.unsupported(ctx).map(str::to_string),
-            Case::Conv1x1Config { config, .. } => {
-                config.variant.unsupported(ctx).map(str::to_string)
-            }
+            Case::Conv {
+                config, geometry, ..
+            } => config
+                .variant
+                .unsupported(ctx, Family::of(geometry))
+                .map(str::to_string),
             _ => None,
         }
     }
@@ -293,64 +212,49 @@ impl Case {
                 ))
             };
         let (gpu, expected) = match self {
-            Case::Conv3x3 {
-                variant,
-                input,
-                out_channels,
-                geometry,
-                bias,
-                relu,
-            } => {
-                let (x, hx) = upload(&mut rng, "x", *input)?;
-                let weights = rng.conv_weights(*out_channels, input[1], 3, *bias);
-                let conv = Conv3x3::new(ctx, "conv3x3", &weights, *geometry, *relu, *variant)?;
-                (
-                    conv.forward(ctx, &x)?,
-                    reference::conv2d(&hx, &weights, *geometry, *relu),
-                )
-            }
-            Case::Conv1x1 {
-                variant,
-                input,
-                out_channels,
-                bias,
-                relu,
-            } => {
-                let (x, hx) = upload(&mut rng, "x", *input)?;
-                let weights = rng.conv_weights(*out_channels, input[1], 1, *bias);
-                let conv = Conv1x1::new(ctx, "conv1x1", &weights, *relu, *variant)?;
-                let expected = reference::conv2d(&hx, &weights, ConvGeometry::pointwise(), *relu);
-                (conv.forward(ctx, &x)?, expected)
-            }
-            Case::Conv3x3Config {
+            Case::Conv {
                 config,
                 input,
                 out_channels,
                 geometry,
                 bias,
                 relu,
+                per_image_bias,
+                residual,
             } => {
                 let (x, hx) = upload(&mut rng, "x", *input)?;
-                let weights = rng.conv_weights(*out_channels, input[1], 3, *bias);
-                let conv =
-                    Conv3x3::with_config(ctx, "conv3x3", &weights, *geometry, *relu, *config)?;
+                let k = geometry.kernel_size;
+                let weights = rng.conv_weights(*out_channels, input[1], k, *bias);
+                let conv = Conv2d::new("conv", weights.clone(), *geometry)?.with_config(*config);
+                let out_shape = conv.out_shape(*input)?;
+                let image_bias = match per_image_bias {
+                    true => Some(upload(
+                        &mut rng,
+                        "image bias",
+                        [input[0], *out_channels, 1, 1],
+                    )?),
+                    false => None,
+                };
+                let skip = match residual {
+                    true => Some(upload(&mut rng, "residual", out_shape)?),
+                    false => None,
+                };
+                let epilogue = Epilogue {
+                    relu: *relu,
+                    per_image_bias: image_bias.as_ref().map(|(t, _)| t),
+                    residual: skip.as_ref().map(|(t, _)| t),
+                };
                 (
-                    conv.forward(ctx, &x)?,
-                    reference::conv2d(&hx, &weights, *geometry, *relu),
+                    conv.forward_with(ctx, &x, &epilogue)?,
+                    reference::conv2d_with(
+                        &hx,
+                        &weights,
+                        *geometry,
+                        image_bias.as_ref().map(|(_, h)| h),
+                        skip.as_ref().map(|(_, h)| h),
+                        *relu,
+                    ),
                 )
-            }
-            Case::Conv1x1Config {
-                config,
-                input,
-                out_channels,
-                bias,
-                relu,
-            } => {
-                let (x, hx) = upload(&mut rng, "x", *input)?;
-                let weights = rng.conv_weights(*out_channels, input[1], 1, *bias);
-                let conv = Conv1x1::with_config(ctx, "conv1x1", &weights, *relu, *config)?;
-                let expected = reference::conv2d(&hx, &weights, ConvGeometry::pointwise(), *relu);
-                (conv.forward(ctx, &x)?, expected)
             }
             Case::ConvBn {
                 input,
@@ -363,20 +267,7 @@ impl Case {
                 let weights = rng.conv_weights(*out_channels, input[1], k, true);
                 let bn = rng.batchnorm(*out_channels, 1e-5);
                 let folded = weights.fold_batchnorm(&bn)?;
-                let gpu = if k == 3 {
-                    Conv3x3::new(
-                        ctx,
-                        "conv+bn",
-                        &folded,
-                        *geometry,
-                        *relu,
-                        Default::default(),
-                    )?
-                    .forward(ctx, &x)?
-                } else {
-                    Conv1x1::new(ctx, "conv+bn", &folded, *relu, Default::default())?
-                        .forward(ctx, &x)?
-                };
+                let gpu = Conv2d::new("conv+bn", folded, *geometry)?.forward(ctx, &x, *relu)?;
                 // The reference applies the BN after the unfolded conv, from its definition.
                 let conv = reference::conv2d(&hx, &weights, *geometry, false);
                 (gpu, reference::batchnorm(&conv, &bn, *relu))
@@ -395,6 +286,13 @@ impl Case {
                 (
                     ops::adaptive_avg_pool2d(ctx, &x, *output)?,
                     reference::adaptive_avg_pool2d(&hx, *output),
+                )
+            }
+            Case::MaxPool { input, geometry } => {
+                let (x, hx) = upload(&mut rng, "x", *input)?;
+                (
+                    ops::max_pool2d(ctx, &x, geometry)?,
+                    reference::max_pool2d(&hx, geometry),
                 )
             }
             Case::Interpolate {
@@ -440,6 +338,27 @@ impl Case {
     }
 }
 
+/// A conv case with bias and ReLU as given and a plain epilogue otherwise.
+fn conv_case(
+    config: ConvConfig,
+    input: [usize; 4],
+    out_channels: usize,
+    geometry: ConvGeometry,
+    bias: bool,
+    relu: bool,
+) -> Case {
+    Case::Conv {
+        config,
+        input,
+        out_channels,
+        geometry,
+        bias,
+        relu,
+        per_image_bias: false,
+        residual: false,
+    }
+}
+
 /// The cases `atrous check` runs: every op and variant, over the edge cases the engine promises.
 /// `large` adds shapes big enough to need a dispatch grid split over two dimensions.
 pub fn cases(large: bool) -> Vec<Case> {
@@ -456,46 +375,77 @@ pub fn cases(large: bool) -> Vec<Case> {
         ([1, 2, 33, 33], 4, 36),
         ([1, 2, 65, 65], 3, 12),
     ];
-    for variant in Conv3x3Variant::ALL {
+    // What whole networks add: ResNet's 7x7 stride-2 stem, 3x3 stride 2 (dilation 1 and 2)
+    // and 1x1 stride 2, on odd and even maps, N = 2.
+    let strided: &[([usize; 4], usize, ConvGeometry)] = &[
+        ([2, 3, 23, 18], 8, ConvGeometry::new(7, 2, 3, 1)),
+        ([1, 6, 17, 16], 9, ConvGeometry::new(3, 2, 1, 1)),
+        ([2, 5, 12, 15], 6, ConvGeometry::new(3, 2, 2, 2)),
+        ([2, 7, 13, 10], 5, ConvGeometry::new(1, 2, 0, 1)),
+    ];
+    for variant in ConvVariant::ALL {
+        let config = ConvConfig::from(variant);
         for (i, &(input, out_channels, dilation)) in dilated.iter().enumerate() {
-            cases.push(Case::Conv3x3 {
-                variant,
+            let geometry = ConvGeometry::same_3x3(dilation);
+            cases.push(conv_case(
+                config,
                 input,
                 out_channels,
-                geometry: ConvGeometry::same_3x3(dilation),
-                bias: i % 2 == 0,
-                relu: i % 3 != 1,
-            });
+                geometry,
+                i % 2 == 0,
+                i % 3 != 1,
+            ));
         }
         // Padding other than the dilation: smaller outputs, and asymmetric padding.
         for (input, padding, dilation) in [([1, 3, 9, 9], [0, 0], 2), ([2, 2, 7, 5], [1, 3], 1)] {
-            cases.push(Case::Conv3x3 {
-                variant,
-                input,
-                out_channels: 6,
-                geometry: ConvGeometry {
-                    kernel_size: 3,
-                    dilation,
-                    padding,
-                },
-                bias: true,
-                relu: false,
-            });
+            let geometry = ConvGeometry {
+                padding,
+                ..ConvGeometry::new(3, 1, 0, dilation)
+            };
+            cases.push(conv_case(config, input, 6, geometry, true, false));
         }
-    }
-    for variant in Conv1x1Variant::ALL {
-        for (input, out_channels, bias, relu) in [
-            ([1, 8, 5, 5], 4, true, true),
-            ([2, 5, 9, 7], 7, false, false),
-            ([1, 32, 1, 1], 21, true, false),
-            ([1, 3, 33, 33], 6, false, true),
-        ] {
-            cases.push(Case::Conv1x1 {
-                variant,
+        for (i, &(input, out_channels, geometry)) in strided.iter().enumerate() {
+            cases.push(conv_case(
+                config,
                 input,
                 out_channels,
-                bias,
-                relu,
+                geometry,
+                i % 2 == 1,
+                true,
+            ));
+        }
+        if variant != ConvVariant::Packed {
+            for (input, out_channels, bias, relu) in [
+                ([1, 8, 5, 5], 4, true, true),
+                ([2, 5, 9, 7], 7, false, false),
+                ([1, 32, 1, 1], 21, true, false),
+                ([1, 3, 33, 33], 6, false, true),
+            ] {
+                let geometry = ConvGeometry::pointwise();
+                cases.push(conv_case(config, input, out_channels, geometry, bias, relu));
+            }
+        }
+        // The shared epilogue: a residual before the ReLU (ResNet's blocks), a per-image bias
+        // in place of the conv's (ASPP's folded pooling branch), both families.
+        let epilogues = [
+            ([2, 6, 9, 11], ConvGeometry::pointwise(), true, false),
+            ([1, 5, 8, 7], ConvGeometry::new(3, 1, 2, 2), true, false),
+            ([2, 9, 7, 7], ConvGeometry::pointwise(), false, true),
+            ([2, 4, 10, 9], ConvGeometry::new(3, 2, 1, 1), true, true),
+        ];
+        for (input, geometry, residual, per_image_bias) in epilogues {
+            if variant == ConvVariant::Packed && geometry.is_pointwise() {
+                continue;
+            }
+            cases.push(Case::Conv {
+                config,
+                input,
+                out_channels: 10,
+                geometry,
+                bias: !per_image_bias,
+                relu: true,
+                per_image_bias,
+                residual,
             });
         }
     }
@@ -503,34 +453,34 @@ pub fn cases(large: bool) -> Vec<Case> {
     // covers more): wide workgroups, runs of pixels that wrap rows, and channel counts that are
     // not a multiple of the block. Inputs have 10 channels so that the unrolled input-channel
     // loop has a remainder. Few tiles: each is a pipeline to compile, 1-4 s on lavapipe.
-    use Conv1x1Variant as V1;
-    use Conv3x3Variant as V3;
-    let tiles: &[(V3, V1, RegisterTile)] = &[
-        (V3::Blocked, V1::Blocked, RegisterTile::new(4, 1, 8)),
-        (V3::Blocked, V1::Blocked, RegisterTile::new(2, 4, 16)),
-        (V3::Subgroup, V1::Subgroup, RegisterTile::new(2, 3, 16)),
-        (V3::Subgroup, V1::Subgroup, RegisterTile::new(4, 1, 8)),
-        (V3::Packed, V1::Subgroup, RegisterTile::new(2, 4, 16)),
-        (V3::Packed8, V1::Packed8, RegisterTile::new(2, 3, 16)),
+    use ConvVariant as V;
+    let tiles: &[(V, V, RegisterTile)] = &[
+        (V::Blocked, V::Blocked, RegisterTile::new(4, 1, 8)),
+        (V::Blocked, V::Blocked, RegisterTile::new(2, 4, 16)),
+        (V::Subgroup, V::Subgroup, RegisterTile::new(2, 3, 16)),
+        (V::Subgroup, V::Subgroup, RegisterTile::new(4, 1, 8)),
+        (V::Packed, V::Subgroup, RegisterTile::new(2, 4, 16)),
+        (V::Packed8, V::Packed8, RegisterTile::new(2, 3, 16)),
     ];
-    for (i, &(variant3, variant1, tile)) in tiles.iter().enumerate() {
+    for (i, &(taps, pointwise, tile)) in tiles.iter().enumerate() {
         for (input, out_channels, dilation) in [([2, 10, 13, 11], 13, 3), ([1, 10, 9, 17], 7, 20)] {
-            cases.push(Case::Conv3x3Config {
-                config: Conv3x3Config::new(variant3, tile),
+            cases.push(conv_case(
+                ConvConfig::new(taps, tile),
                 input,
                 out_channels,
-                geometry: ConvGeometry::same_3x3(dilation),
-                bias: i % 2 == 0,
-                relu: i % 3 != 1,
-            });
+                ConvGeometry::same_3x3(dilation),
+                i % 2 == 0,
+                i % 3 != 1,
+            ));
         }
-        cases.push(Case::Conv1x1Config {
-            config: Conv1x1Config::new(variant1, tile),
-            input: [2, 10, 7, 9],
-            out_channels: 11,
-            bias: i % 2 == 1,
-            relu: i % 3 != 2,
-        });
+        cases.push(conv_case(
+            ConvConfig::new(pointwise, tile),
+            [2, 10, 7, 9],
+            11,
+            ConvGeometry::pointwise(),
+            i % 2 == 1,
+            i % 3 != 2,
+        ));
     }
     cases.push(Case::ConvBn {
         input: [2, 4, 9, 7],
@@ -563,6 +513,24 @@ pub fn cases(large: bool) -> Vec<Case> {
         ([1, 2, 2, 3], [5, 7]),
     ] {
         cases.push(Case::Pool { input, output });
+    }
+    // ResNet's stem pool (3x3 stride 2 padding 1) on odd and even maps, a 1-pixel map (every
+    // window mostly padding), and other kernels and strides.
+    for (input, kernel_size, stride, padding) in [
+        ([2, 3, 24, 17], 3, 2, 1),
+        ([1, 4, 1, 1], 3, 2, 1),
+        ([1, 2, 9, 12], 2, 2, 0),
+        ([2, 2, 11, 8], 5, 3, 2),
+        ([1, 3, 7, 7], 3, 1, 1),
+    ] {
+        cases.push(Case::MaxPool {
+            input,
+            geometry: PoolGeometry {
+                kernel_size,
+                stride,
+                padding,
+            },
+        });
     }
     for align_corners in [false, true] {
         for (input, output) in [
@@ -600,13 +568,14 @@ pub fn cases(large: bool) -> Vec<Case> {
     });
     if large {
         // More than 65535 workgroups of 64 invocations: the grid is split over two dimensions.
-        cases.push(Case::Conv1x1 {
-            variant: Conv1x1Variant::Direct,
-            input: [1, 4, 1024, 1040],
-            out_channels: 4,
-            bias: true,
-            relu: false,
-        });
+        cases.push(conv_case(
+            ConvVariant::Direct.into(),
+            [1, 4, 1024, 1040],
+            4,
+            ConvGeometry::pointwise(),
+            true,
+            false,
+        ));
         cases.push(Case::Interpolate {
             input: [1, 2, 300, 300],
             output: [1500, 1500],
@@ -640,4 +609,105 @@ pub fn run_all(ctx: &Context, cases: &[Case]) -> Result<Vec<Row>> {
         .enumerate()
         .map(|(i, case)| case.run(ctx, 1000 + i as u64))
         .collect()
+}
+
+/// `atrous check`: every case on the chosen adapter, as a table; exits 1 on any failure.
+pub fn main(quick: bool) -> Result<ExitCode> {
+    let ctx = crate::tools::open_context_verbose()?;
+    let cases = cases(!quick);
+    let header = [
+        "op",
+        "shape",
+        "params",
+        "max abs error",
+        "rel error",
+        "result",
+    ];
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut failures = 0;
+    let mut skipped = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let row = match case.run(&ctx, 1000 + i as u64) {
+            Ok(row) if row.skipped.is_some() => {
+                skipped += 1;
+                [
+                    row.op,
+                    row.shape,
+                    row.params,
+                    "-".into(),
+                    "-".into(),
+                    format!("SKIP: {}", row.skipped.unwrap_or_default()),
+                ]
+            }
+            Ok(row) => [
+                row.op,
+                row.shape,
+                row.params,
+                format!("{:.2e}", row.comparison.max_abs),
+                format!("{:.2e}", row.comparison.rel_l2),
+                if row.passed {
+                    "PASS".into()
+                } else {
+                    "FAIL".into()
+                },
+            ],
+            Err(error) => [
+                case.op(),
+                case.shape(),
+                case.params(),
+                "-".into(),
+                "-".into(),
+                format!("FAIL: {error}"),
+            ],
+        };
+        if row[5] != "PASS" && !row[5].starts_with("SKIP") {
+            failures += 1;
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].len())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    println!("{}", line(&header));
+    println!(
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-|-")
+    );
+    for row in &rows {
+        println!(
+            "{}",
+            line(&row.iter().map(String::as_str).collect::<Vec<_>>())
+        );
+    }
+    println!(
+        "{} passed, {} failed, {} skipped (tolerance: relative L2 <= {:e} against the float64 \
+         reference)",
+        rows.len() - failures - skipped,
+        failures,
+        skipped,
+        REL_L2_TOLERANCE
+    );
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

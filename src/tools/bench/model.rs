@@ -1,12 +1,14 @@
-//! `atrous bench aspp` and `atrous bench ppm`: a whole graph and each of its layers, timed in the
-//! same runs, against the adapter's ceilings and, with `--reference torch`, against PyTorch on
-//! the very same layers and shapes.
+//! `atrous bench <model>`: a whole model and each of its layers, timed in the same runs,
+//! against the adapter's ceilings and, with `--reference torch`, against PyTorch's same model in
+//! the same invocation (scripts/bench_torch.py times its modules with forward hooks).
 //!
-//! Layers are the graph's plan grouped by PyTorch module path (`convs.1`, `project`,
-//! `stages.2`, ...), each recorded into its own compute pass so timestamps split them. The input
-//! is on the GPU before timing starts; each run waits for the device.
+//! Rows are the plan's launches grouped by module path at the granularity asked for
+//! ([`Per`]): each conv node (`backbone.layer1.0.conv1`, `convs.1`), each residual block
+//! (`backbone.layer1.0`) or each stage (`stem`, `layer1`..`layer4`, the heads). Each row is
+//! recorded into its own compute pass so timestamps split them. The input is on the GPU before
+//! timing starts; each run waits for the device.
 //!
-//! Share of the ceiling: a layer can go no faster than the larger of useful FLOPs / FMA ceiling
+//! Share of the ceiling: a row can go no faster than the larger of useful FLOPs / FMA ceiling
 //! and compulsory bytes / copy ceiling (a roofline); the share is that bound over the measured
 //! median, and the ceiling that binds is named.
 
@@ -15,180 +17,141 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::bench::layer::ConvLayer;
-use crate::bench::peak::{self, PeakOptions};
-use crate::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
-use crate::check::Rng;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::graph::{Aspp, AsppWeights, Graph, Ppm, PpmWeights};
-use crate::pipeline::Cost;
-use crate::plot::{self, PlotLayer};
-use crate::shape::ConvGeometry;
+use crate::graph::Plan;
+use crate::models::{Model, Synthetic};
+use crate::pipeline::{Cost, Launch};
+use crate::rng::Rng;
+use crate::tools::bench::peak::{self, PeakOptions};
+use crate::tools::bench::timing::{time_segments, Clock, Segment, Stats, TimingOptions};
+use crate::tools::plot::{self, PlotLayer};
 
-/// Which graph, with the shapes of the real configurations as defaults.
-#[derive(Clone, Debug, PartialEq)]
-pub enum GraphSpec {
-    Aspp {
-        in_channels: usize,
-        out_channels: usize,
-        rates: Vec<usize>,
-    },
-    Ppm {
-        in_channels: usize,
-        bins: Vec<usize>,
-        bottleneck_channels: usize,
-    },
+/// How finely a model's time is split into rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Per {
+    /// The stem, each ResNet layer, each head.
+    Stage,
+    /// Each residual block, and the stages that are not made of blocks.
+    Block,
+    /// Each conv node (a conv with its folded batch norm, residual and ReLU), pool and resize.
+    Conv,
 }
 
-impl GraphSpec {
-    fn name(&self) -> &'static str {
-        match self {
-            GraphSpec::Aspp { .. } => "aspp",
-            GraphSpec::Ppm { .. } => "ppm",
+/// The row a node named `name` (a module path) falls in at granularity `per`: its display name
+/// and the module path PyTorch times it under (`None`: PyTorch has no such module).
+pub fn row_of(name: &str, per: Per) -> String {
+    let path = name.strip_prefix("backbone.").unwrap_or(name);
+    let parts: Vec<&str> = path.split('.').collect();
+    let stem = matches!(parts[0], "conv1" | "bn1" | "maxpool" | "initial");
+    let is_layer = parts[0].starts_with("layer");
+    match per {
+        Per::Conv => name.to_string(),
+        Per::Stage if stem => "stem".to_string(),
+        Per::Stage if is_layer => parts[0].to_string(),
+        Per::Stage => parts[0].to_string(),
+        Per::Block if stem => "stem".to_string(),
+        Per::Block if is_layer && parts.len() >= 2 => {
+            let prefix = &name[..name.len() - path.len()];
+            format!("{prefix}{}.{}", parts[0], parts[1])
         }
-    }
-
-    fn in_channels(&self) -> usize {
-        match self {
-            GraphSpec::Aspp { in_channels, .. } | GraphSpec::Ppm { in_channels, .. } => {
-                *in_channels
-            }
-        }
-    }
-
-    pub fn describe(&self, batch: usize, [h, w]: [usize; 2]) -> String {
-        match self {
-            GraphSpec::Aspp { in_channels, out_channels, rates } => format!(
-                "ASPP {in_channels}->{out_channels} @ {h}x{w}, rates {}, batch {batch}",
-                join(rates)
-            ),
-            GraphSpec::Ppm { in_channels, bins, bottleneck_channels } => format!(
-                "PPM {in_channels} (bottleneck {bottleneck_channels}) @ {h}x{w}, bins {}, batch {batch}",
-                join(bins)
-            ),
-        }
-    }
-
-    fn build(&self, ctx: &Context) -> Result<Box<dyn Graph>> {
-        Ok(match self {
-            GraphSpec::Aspp {
-                in_channels,
-                out_channels,
-                rates,
-            } => Box::new(Aspp::new(
-                ctx,
-                &AsppWeights::random(*in_channels, *out_channels, rates, 1)?,
-            )?),
-            GraphSpec::Ppm {
-                in_channels,
-                bins,
-                bottleneck_channels,
-            } => Box::new(Ppm::new(
-                ctx,
-                &PpmWeights::random(*in_channels, bins, *bottleneck_channels, 1)?,
-            )?),
-        })
-    }
-
-    /// The graph's convolutions with the input shapes they see (what `atrous tune` sweeps).
-    /// Names and shapes follow the graph's own layers (src/graph): a convolution built for a
-    /// layer here has the tune key its counterpart in the graph looks up.
-    pub fn conv_layers(&self, batch: usize, size: [usize; 2]) -> Vec<ConvLayer> {
-        let pointwise =
-            |name: &str, c_in, c_out, size| ConvLayer::conv1x1(name, batch, c_in, c_out, size);
-        match self {
-            GraphSpec::Aspp {
-                in_channels,
-                out_channels,
-                rates,
-            } => {
-                let (i, o) = (*in_channels, *out_channels);
-                let mut layers = vec![pointwise("convs.0", i, o, size)];
-                for (k, &rate) in rates.iter().enumerate() {
-                    layers.push(ConvLayer::conv3x3(
-                        &format!("convs.{}", k + 1),
-                        batch,
-                        i,
-                        o,
-                        size,
-                        ConvGeometry::same_3x3(rate),
-                    ));
-                }
-                let pooling = format!("convs.{}", rates.len() + 1);
-                layers.push(pointwise(&pooling, i, o, [1, 1]));
-                // The projection over the conv branches, and its pooling part as a bias.
-                layers.push(pointwise("project", (1 + rates.len()) * o, o, size));
-                layers.push(pointwise("project (pooling part)", o, o, [1, 1]));
-                layers
-            }
-            GraphSpec::Ppm {
-                in_channels,
-                bins,
-                bottleneck_channels,
-            } => {
-                let stage_channels = in_channels / bins.len().max(1);
-                let mut layers: Vec<ConvLayer> = bins
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &bin)| {
-                        pointwise(
-                            &format!("stages.{k}"),
-                            *in_channels,
-                            stage_channels,
-                            [bin, bin],
-                        )
-                    })
-                    .collect();
-                layers.push(ConvLayer::conv3x3(
-                    "bottleneck",
-                    batch,
-                    in_channels + bins.len() * stage_channels,
-                    *bottleneck_channels,
-                    size,
-                    ConvGeometry::same_3x3(1),
-                ));
-                layers
-            }
-        }
-    }
-
-    /// Arguments of scripts/bench_torch.py for the same graph.
-    fn torch_args(&self, batch: usize, [h, w]: [usize; 2]) -> Vec<String> {
-        let mut args = vec![
-            self.name().to_string(),
-            format!("--in-channels={}", self.in_channels()),
-            format!("--size={h},{w}"),
-            format!("--batch={batch}"),
-        ];
-        match self {
-            GraphSpec::Aspp {
-                out_channels,
-                rates,
-                ..
-            } => {
-                args.push(format!("--out-channels={out_channels}"));
-                args.push(format!("--rates={}", join(rates)));
-            }
-            GraphSpec::Ppm {
-                bins,
-                bottleneck_channels,
-                ..
-            } => {
-                args.push(format!("--bins={}", join(bins)));
-                args.push(format!("--bottleneck-channels={bottleneck_channels}"));
-            }
-        }
-        args
+        Per::Block => parts[0].to_string(),
     }
 }
 
-fn join(values: &[usize]) -> String {
-    values
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+/// The PyTorch modules a row covers: its own path when every module of its nodes lies under
+/// it (one hook times the block or stage whole, its residual adds and ReLUs included), else
+/// the nodes' modules.
+fn row_modules(row: &str, node_modules: &[String]) -> Vec<String> {
+    let under = |m: &String| m == row || m.starts_with(&format!("{row}."));
+    let backbone = format!("backbone.{row}");
+    let under_backbone = |m: &String| m == &backbone || m.starts_with(&format!("{backbone}."));
+    if node_modules.is_empty() {
+        Vec::new()
+    } else if node_modules.iter().all(under) {
+        vec![row.to_string()]
+    } else if node_modules.iter().all(under_backbone) {
+        vec![backbone]
+    } else {
+        let mut modules = node_modules.to_vec();
+        modules.dedup();
+        modules
+    }
+}
+
+/// What to benchmark: a model of the registry with random weights of the given sizes.
+#[derive(Clone, Debug)]
+pub struct ModelBenchSpec {
+    pub model: String,
+    pub options: crate::models::ModelOptions,
+    pub sizes: Synthetic,
+    pub input_shape: [usize; 4],
+    pub per: Per,
+}
+
+impl ModelBenchSpec {
+    /// "DeepLabV3 (ResNet-50, 21 classes) @ 1x3x520x520".
+    pub fn describe(&self, model: &Model) -> String {
+        let [n, c, h, w] = self.input_shape;
+        let s = &self.sizes;
+        let what = match model.name() {
+            "aspp" => format!("{}->{}", s.in_channels, s.out_channels),
+            "ppm" => format!("{} (bottleneck {})", s.in_channels, s.bottleneck_channels),
+            "deeplab-head" | "psp-head" => format!("{}, {} classes", s.in_channels, s.num_classes),
+            "pspnet" => format!(
+                "ResNet-{}, {} stem, {} classes",
+                s.depth,
+                if s.deep_stem { "deep" } else { "7x7" },
+                s.num_classes
+            ),
+            _ => format!("ResNet-{}, {} classes", s.depth, s.num_classes),
+        };
+        let settings = model.settings();
+        let mut extra = Vec::new();
+        if model.spec().takes(crate::models::Setting::Rates) {
+            extra.push(format!("rates {}", crate::models::join(&settings.rates)));
+        }
+        if model.spec().takes(crate::models::Setting::Bins) {
+            extra.push(format!("bins {}", crate::models::join(&settings.bins)));
+        }
+        if model.spec().takes(crate::models::Setting::OutputStride) {
+            extra.push(format!("output stride {}", settings.output_stride));
+        }
+        if settings.aux {
+            extra.push("aux".into());
+        }
+        format!(
+            "{} {what} @ {h}x{w}, batch {n}, input channels {c}{}",
+            model.spec().display,
+            extra.iter().map(|e| format!(", {e}")).collect::<String>()
+        )
+    }
+
+    /// The `options` object of scripts/bench_torch.py's spec for the same model.
+    fn torch_options(&self, model: &Model) -> Value {
+        let s = &self.sizes;
+        let settings = model.settings();
+        match model.name() {
+            "aspp" => json!({"in_channels": s.in_channels, "out_channels": s.out_channels,
+                             "rates": settings.rates}),
+            "deeplab-head" => json!({"in_channels": s.in_channels, "num_classes": s.num_classes,
+                                     "rates": settings.rates, "size": settings.size}),
+            "ppm" => json!({"in_channels": s.in_channels,
+                            "bottleneck_channels": s.bottleneck_channels, "bins": settings.bins}),
+            "psp-head" => json!({"in_channels": s.in_channels,
+                                 "bottleneck_channels": s.bottleneck_channels,
+                                 "bins": settings.bins, "num_classes": s.num_classes,
+                                 "size": settings.size}),
+            "deeplabv3" => json!({"depth": s.depth, "num_classes": s.num_classes,
+                                  "aux": settings.aux, "output_stride": settings.output_stride,
+                                  "rates": settings.rates}),
+            "fcn" => json!({"depth": s.depth, "num_classes": s.num_classes, "aux": settings.aux,
+                            "output_stride": settings.output_stride}),
+            _ => json!({"depth": s.depth, "num_classes": s.num_classes, "aux": settings.aux,
+                        "stem": if s.deep_stem { "deep" } else { "7x7" },
+                        "bins": settings.bins}),
+        }
+    }
 }
 
 /// The adapter's ceilings the shares are computed against.
@@ -243,18 +206,20 @@ impl Ceilings {
     }
 }
 
-/// One layer's measurement.
+/// One row's measurement.
 #[derive(Clone, Debug)]
 pub struct LayerRow {
     pub name: String,
+    /// The PyTorch modules the row covers (what the reference times).
+    pub modules: Vec<String>,
     pub cost: Cost,
     pub time: Stats,
     pub torch: Option<Stats>,
 }
 
-/// Everything a graph benchmark measured.
+/// Everything a model benchmark measured.
 #[derive(Clone, Debug)]
-pub struct GraphBench {
+pub struct ModelBench {
     pub title: String,
     pub adapter: String,
     pub clock: Clock,
@@ -263,6 +228,10 @@ pub struct GraphBench {
     pub total_cost: Cost,
     pub layers: Vec<LayerRow>,
     pub torch: Option<TorchReference>,
+    /// Bytes of the plan's tensors and the planner's lower bound.
+    pub memory: (u64, u64),
+    /// Weights read, checked and folded on the host, in ms.
+    pub load_ms: f64,
 }
 
 /// What the PyTorch run reported about itself.
@@ -272,8 +241,6 @@ pub struct TorchReference {
     pub device: String,
     pub threads: u64,
     pub total: Stats,
-    /// PyTorch layers that atrous has no counterpart for (e.g. `cat`), with their times.
-    pub extra_layers: Vec<(String, Stats)>,
 }
 
 /// The costs of a layer's launches added up; shape and parameters are the dominant launch's
@@ -304,32 +271,66 @@ fn sum_costs<'a>(costs: impl IntoIterator<Item = &'a Cost>) -> Cost {
     }
 }
 
+/// The plan's launches grouped into rows at granularity `per` (consecutive launches of one
+/// row), each with the modules of its nodes.
+fn rows<'a>(model: &Model, plan: &'a Plan, per: Per) -> Vec<(String, Vec<String>, &'a [Launch])> {
+    let modules_of = |name: &str| -> Vec<String> {
+        model
+            .graph()
+            .nodes()
+            .iter()
+            .filter(|n| n.name == name)
+            .flat_map(|n| n.modules.clone())
+            .collect()
+    };
+    let names = plan.layer_names();
+    let launches = plan.launches();
+    let mut rows: Vec<(String, Vec<String>, &[Launch])> = Vec::new();
+    let mut start = 0;
+    for end in 1..=launches.len() {
+        let row = row_of(&names[start], per);
+        if end == launches.len() || row_of(&names[end], per) != row {
+            let mut modules: Vec<String> = Vec::new();
+            for name in &names[start..end] {
+                for m in modules_of(name) {
+                    if !modules.contains(&m) {
+                        modules.push(m);
+                    }
+                }
+            }
+            let modules = row_modules(&row, &modules);
+            rows.push((row, modules, &launches[start..end]));
+            start = end;
+        }
+    }
+    rows
+}
+
 /// Runs the benchmark; `torch_python` runs scripts/bench_torch.py with that interpreter.
 pub fn run(
     ctx: &Context,
-    spec: &GraphSpec,
-    batch: usize,
-    size: [usize; 2],
+    spec: &ModelBenchSpec,
     timing: &TimingOptions,
     ceilings: Ceilings,
     torch_python: Option<&str>,
-) -> Result<GraphBench> {
-    if batch == 0 || size.contains(&0) {
+) -> Result<ModelBench> {
+    if spec.input_shape.contains(&0) {
         return Err(Error::invalid(
             "bench",
-            format!("batch and size must be >= 1, found {batch} and {size:?}"),
+            format!("batch and size must be >= 1, found {:?}", spec.input_shape),
         ));
     }
-    let graph = spec.build(ctx)?;
-    let input_shape = [batch, spec.in_channels(), size[0], size[1]];
-    let plan = graph.plan(ctx, input_shape)?;
-    let input = Rng::new(3).vec(input_shape.iter().product(), 1.0);
+    let started = std::time::Instant::now();
+    let model = Model::synthetic(&spec.model, &spec.sizes, &spec.options, 1)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let plan = model.plan(ctx, spec.input_shape)?;
+    let input = Rng::new(3).vec(spec.input_shape.iter().product(), 1.0);
     plan.write_input(ctx, &input)?;
-    let layers = plan.layers();
-    let segments: Vec<Segment> = layers
+    let grouped = rows(&model, &plan, spec.per);
+    let segments: Vec<Segment> = grouped
         .iter()
-        .map(|(name, launches)| {
-            Segment::new(name.to_string(), move |pass| {
+        .map(|(name, _, launches)| {
+            Segment::new(name.clone(), move |pass| {
                 for launch in launches.iter() {
                     launch.record(pass);
                 }
@@ -337,11 +338,12 @@ pub fn run(
         })
         .collect();
     let timings = time_segments(ctx, &segments, timing)?;
-    let mut rows: Vec<LayerRow> = layers
+    let mut rows: Vec<LayerRow> = grouped
         .iter()
         .zip(timings.segments)
-        .map(|((name, launches), (_, time))| LayerRow {
-            name: name.to_string(),
+        .map(|((name, modules, launches), (_, time))| LayerRow {
+            name: name.clone(),
+            modules: modules.clone(),
             cost: sum_costs(launches.iter().map(|l| &l.cost)),
             time,
             torch: None,
@@ -349,13 +351,11 @@ pub fn run(
         .collect();
     let total_cost = sum_costs(rows.iter().map(|r| &r.cost));
     let torch = match torch_python {
-        Some(python) => Some(torch_reference(
-            python, spec, batch, size, timing, &mut rows,
-        )?),
+        Some(python) => Some(torch_reference(python, spec, &model, timing, &mut rows)?),
         None => None,
     };
-    Ok(GraphBench {
-        title: spec.describe(batch, size),
+    Ok(ModelBench {
+        title: spec.describe(&model),
         adapter: ctx.adapter().describe(),
         clock: timings.clock,
         ceilings,
@@ -363,6 +363,8 @@ pub fn run(
         total_cost,
         layers: rows,
         torch,
+        memory: (plan.bytes(), plan.memory().lower_bound_bytes),
+        load_ms,
     })
 }
 
@@ -389,12 +391,11 @@ fn stats_from_json(value: &Value) -> Option<Stats> {
     })
 }
 
-/// Runs scripts/bench_torch.py on the same graph and merges its per-layer times into `rows`.
+/// Runs scripts/bench_torch.py on the same model and rows and merges its times into `rows`.
 fn torch_reference(
     python: &str,
-    spec: &GraphSpec,
-    batch: usize,
-    size: [usize; 2],
+    spec: &ModelBenchSpec,
+    model: &Model,
     timing: &TimingOptions,
     rows: &mut [LayerRow],
 ) -> Result<TorchReference> {
@@ -416,15 +417,28 @@ fn torch_reference(
             stderr.lines().last().unwrap_or("import failed").to_string(),
         ));
     }
+    let request = json!({
+        "model": model.name(),
+        "options": spec.torch_options(model),
+        "input_shape": spec.input_shape,
+        "runs": timing.runs,
+        "warmup": timing.warmup,
+        "rows": rows.iter().map(|r| json!({"name": r.name, "modules": r.modules})).collect::<Vec<_>>(),
+    });
+    let spec_path = std::env::temp_dir().join(format!(
+        "atrous-bench-torch-{}-{}.json",
+        std::process::id(),
+        model.name()
+    ));
+    std::fs::write(&spec_path, request.to_string())
+        .map_err(|e| Error::file(spec_path.display(), e))?;
     let out = Command::new(python)
         .arg(torch_script()?)
-        .args(spec.torch_args(batch, size))
-        .args([
-            format!("--runs={}", timing.runs),
-            format!("--warmup={}", timing.warmup),
-        ])
-        .output()
-        .map_err(|e| not_installed(e.to_string()))?;
+        .arg("--spec")
+        .arg(&spec_path)
+        .output();
+    let _ = std::fs::remove_file(&spec_path);
+    let out = out.map_err(|e| not_installed(e.to_string()))?;
     if !out.status.success() {
         return Err(Error::invalid(
             "--reference torch",
@@ -446,21 +460,17 @@ fn torch_reference(
             "scripts/bench_torch.py output lacks times",
         )
     };
-    let mut extra_layers = Vec::new();
-    for layer in value["layers"].as_array().ok_or_else(bad)? {
-        let name = layer["name"].as_str().ok_or_else(bad)?;
-        let stats = stats_from_json(layer).ok_or_else(bad)?;
-        match rows.iter_mut().find(|r| r.name == name) {
-            Some(row) => row.torch = Some(stats),
-            None => extra_layers.push((name.to_string(), stats)),
-        }
+    for (row, reported) in rows
+        .iter_mut()
+        .zip(value["rows"].as_array().ok_or_else(bad)?)
+    {
+        row.torch = stats_from_json(reported);
     }
     Ok(TorchReference {
         version: value["torch_version"].as_str().unwrap_or("?").to_string(),
         device: value["device"].as_str().unwrap_or("?").to_string(),
         threads: value["threads"].as_u64().unwrap_or(0),
         total: stats_from_json(&value["total"]).ok_or_else(bad)?,
-        extra_layers,
     })
 }
 
@@ -468,7 +478,7 @@ fn gflops(flops: f64, ms: f64) -> f64 {
     flops / (ms * 1e6)
 }
 
-impl GraphBench {
+impl ModelBench {
     /// The table: layer | shape | params | ms | nominal GFLOP/s | useful GFLOP/s | GB/s |
     /// % of ceiling, with PyTorch's time and the speed ratio (PyTorch time / atrous time) when
     /// it ran.
@@ -566,11 +576,13 @@ impl GraphBench {
                 );
             }
         }
-        if let Some(t) = &self.torch {
-            for (name, stats) in &t.extra_layers {
-                println!("PyTorch also spends {:.3} ms in `{name}` (atrous writes in place: no such layer)", stats.median_ms);
-            }
-        }
+        println!(
+            "plan memory: {:.1} MiB in its buffers (lower bound {:.1} MiB); weights read and \
+             folded in {:.1} ms",
+            self.memory.0 as f64 / (1 << 20) as f64,
+            self.memory.1 as f64 / (1 << 20) as f64,
+            self.load_ms
+        );
     }
 
     fn layer_json(&self, name: &str, cost: &Cost, time: &Stats, torch: Option<&Stats>) -> Value {
@@ -603,12 +615,14 @@ impl GraphBench {
             "ceilings": {"fma_gflops": self.ceilings.fma_gflops, "copy_gbps": self.ceilings.copy_gbps},
             "total": self.layer_json("total", &self.total_cost, &self.total, self.torch.as_ref().map(|t| &t.total)),
             "layers": self.layers.iter().map(|l| self.layer_json(&l.name, &l.cost, &l.time, l.torch.as_ref())).collect::<Vec<_>>(),
+            "plan_bytes": self.memory.0,
+            "plan_lower_bound_bytes": self.memory.1,
+            "load_ms": self.load_ms,
             "reference": self.torch.as_ref().map(|t| json!({
                 "torch_version": t.version,
                 "device": t.device,
                 "threads": t.threads,
                 "total_median_ms": t.total.median_ms,
-                "extra_layers": t.extra_layers.iter().map(|(n, s)| json!({"name": n, "median_ms": s.median_ms})).collect::<Vec<_>>(),
             })),
         })
     }
@@ -625,16 +639,6 @@ impl GraphBench {
                 ceiling_percent: Some(self.ceilings.share(&l.cost, l.time.median_ms)),
             })
             .collect();
-        if let Some(t) = &self.torch {
-            for (name, stats) in &t.extra_layers {
-                layers.push(PlotLayer {
-                    name: name.clone(),
-                    atrous_ms: 0.0,
-                    torch_ms: Some(stats.median_ms),
-                    ceiling_percent: None,
-                });
-            }
-        }
         layers.push(PlotLayer {
             name: "total".into(),
             atrous_ms: self.total.median_ms,

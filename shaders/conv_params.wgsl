@@ -1,0 +1,59 @@
+// What every convolution kernel file shares (conv2d.wgsl, conv2d_subgroup.wgsl,
+// conv2d_packed8.wgsl, conv1x1.wgsl, conv1x1_subgroup.wgsl, conv1x1_packed8.wgsl): the
+// parameters, the bindings whose type is the same in all of them, and the one epilogue every
+// kernel ends with. The launcher prepends this file first (`shader!(..., prelude [...])` in
+// src/pipeline.rs); each kernel file declares its weights `w` (binding 2) and any packed input
+// (binding 6).
+//
+// x: (N, C_in, H, W)                   contiguous NCHW
+// bias: (C_out,), or (N, C_out) when bias_stride = C_out (one row per image: ASPP folds its
+//       pooling branch into the projection this way); a zero buffer when the conv has none
+// residual: (N, C_out, H_out, W_out)   added before the activation when has_residual != 0
+//                                      (ResNet's identity), else unread
+// y: (N, out_c_total, H_out, W_out)    this conv writes channels [out_c_offset, +C_out)
+
+// Mirrors `ConvParams` in src/ops/conv2d/mod.rs field for field (24 x u32 = 96 bytes).
+struct Params {
+    batch: u32,
+    in_channels: u32,    // C_in; rounded up to 8 for the packed8 kernels (their packed copy's count)
+    in_h: u32,
+    in_w: u32,
+    out_channels: u32,
+    out_h: u32,
+    out_w: u32,
+    out_pixels: u32,     // H_out * W_out
+    kernel_size: u32,    // k of a k x k kernel (the conv2d* kernels)
+    stride: u32,
+    dilation: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_c_total: u32,
+    out_c_offset: u32,
+    relu: u32,
+    bias_stride: u32,    // 0: bias is (C_out,); C_out: bias is (N, C_out)
+    has_residual: u32,
+    total: u32,          // invocations that do work (direct, tiled); workgroups (the others)
+    tiles: u32,          // tiled variants: pixel tiles per output row (conv2d), per map (conv1x1)
+    channel_groups: u32, // ceil(C_out / 4) (tiled variants)
+    pixel_tiles: u32,    // register-blocked variants: runs of pixels (conv2d), pixel blocks (conv1x1)
+    channel_blocks: u32, // ceil(C_out / (4 * VEC)) (register-blocked variants)
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(7) var<storage, read> residual: array<f32>;
+
+// The epilogue: y = relu?(acc + bias + residual) for output channel `co` of image `n` at
+// `pixel` (flat index in the output map). One pass, one write: a ResNet block's add and ReLU
+// cost no kernel and no extra round trip through memory.
+fn store_output(n: u32, co: u32, pixel: u32, acc: f32) {
+    var v = acc + bias[n * p.bias_stride + co];
+    if (p.has_residual != 0u) {
+        v += residual[(n * p.out_channels + co) * p.out_pixels + pixel];
+    }
+    y[(n * p.out_c_total + p.out_c_offset + co) * p.out_pixels + pixel] =
+        select(v, max(v, 0.0), p.relu != 0u);
+}

@@ -1,0 +1,278 @@
+//! The memory planner: one place that decides where every tensor of a graph lives for one
+//! input shape. It never touches the GPU; [`Plan`](super::Plan) allocates what it decides.
+//!
+//! - A concat's inputs that are produced only for it, by an op that can write a channel slice,
+//!   live in the concat's tensor (each writes its slice: no copy).
+//! - A bilinear resize to the size it already has is the identity: its output is its input.
+//! - Channel-packed copies of a conv's input (the packed kernels read them) are tensors too, one
+//!   per (value, group size), shared by every conv that reads that value so packed.
+//! - Every other value is a tensor whose lifetime runs from the node that writes it to the last
+//!   node that reads it. Tensors whose lifetimes do not overlap share a buffer ("slot"): slots
+//!   are assigned greedily, largest tensor first, each to the smallest slot free for its whole
+//!   lifetime (TFLite's greedy-by-size, ggml's gallocr idea), a slot as large as its largest
+//!   tensor. The graph's input and outputs are pinned: alive to the end of the run (the input
+//!   from its start), so no later tensor recycles them and a plan can be run again and its
+//!   outputs read after it.
+//! - The lower bound: the largest total size of the tensors alive at any one node. The
+//!   planner reports it beside what it allocates.
+//!
+//! A node reads its inputs and writes its output in one step: both are alive then, so a kernel
+//! never reads and writes one buffer (WebGPU forbids it within a dispatch, and it would race).
+
+use std::collections::HashMap;
+
+use crate::graph::builder::{Graph, Op, Value};
+use crate::ops::pack_channels::packed_shape;
+
+/// Where a value's data lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A tensor of its own in slot `slot`.
+    Own { slot: usize },
+    /// Channels `offset..` of the concat `concat`'s tensor.
+    Slice { concat: Value, offset: usize },
+    /// The same tensor as another value (a resize to the size it has).
+    Same(Value),
+}
+
+/// A tensor the planner placed: a value, or a packed copy of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Buffer {
+    Value(Value),
+    /// The value packed by `pack` channels (shaders/pack_channels.wgsl).
+    Packed {
+        value: Value,
+        pack: usize,
+    },
+}
+
+/// A placed tensor's size and lifetime (node indices, inclusive; `usize::MAX`: to the end).
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetime {
+    pub buffer: Buffer,
+    pub bytes: u64,
+    pub first: usize,
+    pub last: usize,
+    pub pinned: bool,
+    pub slot: usize,
+}
+
+/// The planner's decisions for one input shape.
+#[derive(Clone, Debug)]
+pub struct MemoryPlan {
+    /// Where each value lives (indexed by value).
+    pub locations: Vec<Location>,
+    /// The slot of each packed copy, by (value, group size).
+    pub packs: HashMap<(Value, usize), usize>,
+    /// Bytes of each slot: one GPU buffer each.
+    pub slots: Vec<u64>,
+    /// Every tensor placed, with its lifetime and slot.
+    pub tensors: Vec<Lifetime>,
+    /// The largest total size of the tensors alive at any one node.
+    pub lower_bound_bytes: u64,
+}
+
+impl MemoryPlan {
+    /// Bytes of GPU memory the plan's tensors take: the sum of the slots.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.slots.iter().sum()
+    }
+
+    /// The value whose tensor holds `value`'s data, and the channel offset there.
+    pub fn resolve(&self, mut value: Value) -> (Value, usize) {
+        let mut offset = 0;
+        loop {
+            match self.locations[value.0] {
+                Location::Own { .. } => return (value, offset),
+                Location::Slice {
+                    concat,
+                    offset: more,
+                } => {
+                    offset += more;
+                    value = concat;
+                }
+                Location::Same(other) => value = other,
+            }
+        }
+    }
+}
+
+fn bytes(shape: [usize; 4]) -> u64 {
+    4 * shape.iter().map(|&d| d as u64).product::<u64>()
+}
+
+/// Plans `graph` for the value shapes `shapes` (from `Graph::shapes`); `packs[node]` is the
+/// group size of the packed copy of its input a conv node reads, if any.
+pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> MemoryPlan {
+    let nodes = graph.nodes();
+    let count = nodes.len();
+    let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (index, node) in nodes.iter().enumerate() {
+        for input in node.op.inputs() {
+            consumers[input.0].push(index);
+        }
+    }
+    let is_output = |v: Value| graph.outputs().iter().any(|(_, o)| *o == v);
+    let input = graph.input();
+
+    // Resizes to the size they already have are the identity, unless that would make the
+    // graph's input and an output one tensor.
+    let mut locations: Vec<Location> = (0..count).map(|slot| Location::Own { slot }).collect();
+    let root_of = |locations: &[Location], mut v: Value| {
+        while let Location::Same(other) = locations[v.0] {
+            v = other;
+        }
+        v
+    };
+    for (index, node) in nodes.iter().enumerate() {
+        if let Op::Interpolate { input: source, .. } = &node.op {
+            let same_size = shapes[index][2..] == shapes[source.0][2..];
+            let root = root_of(&locations, *source);
+            if same_size && !(root == input && is_output(Value(index))) {
+                locations[index] = Location::Same(root);
+            }
+        }
+    }
+    // Concat inputs written in place.
+    for (index, node) in nodes.iter().enumerate() {
+        if let Op::Concat { inputs } = &node.op {
+            let mut offset = 0;
+            for (position, &member) in inputs.iter().enumerate() {
+                let sole_reader = consumers[member.0] == [index];
+                let once = !inputs[..position].contains(&member);
+                let eligible = member != input
+                    && nodes[member.0].op.writes_slices()
+                    && matches!(locations[member.0], Location::Own { .. })
+                    && sole_reader
+                    && once
+                    && !is_output(member);
+                if eligible {
+                    locations[member.0] = Location::Slice {
+                        concat: Value(index),
+                        offset,
+                    };
+                }
+                offset += shapes[member.0][1];
+            }
+        }
+    }
+
+    // Lifetimes of the tensors: values that own one, then packed copies.
+    let resolve = |locations: &[Location], mut v: Value| loop {
+        match locations[v.0] {
+            Location::Own { .. } => return v,
+            Location::Slice { concat, .. } => v = concat,
+            Location::Same(other) => v = other,
+        }
+    };
+    let mut first = vec![usize::MAX; count];
+    let mut last = vec![0usize; count];
+    for index in 0..count {
+        let root = resolve(&locations, Value(index)).0;
+        first[root] = first[root].min(index);
+        last[root] = last[root].max(index);
+        for &reader in &consumers[index] {
+            last[root] = last[root].max(reader);
+        }
+    }
+    let mut tensors: Vec<Lifetime> = Vec::new();
+    for index in 0..count {
+        if !matches!(locations[index], Location::Own { .. }) {
+            continue;
+        }
+        let value = Value(index);
+        let output = graph
+            .outputs()
+            .iter()
+            .any(|(_, o)| resolve(&locations, *o) == value);
+        let pinned = value == input || output;
+        tensors.push(Lifetime {
+            buffer: Buffer::Value(value),
+            bytes: bytes(shapes[index]),
+            first: if value == input { 0 } else { first[index] },
+            last: if pinned { usize::MAX } else { last[index] },
+            pinned,
+            slot: usize::MAX,
+        });
+    }
+    let mut pack_lifetimes: HashMap<(Value, usize), (usize, usize)> = HashMap::new();
+    for (index, node) in nodes.iter().enumerate() {
+        if let (Op::Conv { input: source, .. }, Some(pack)) = (&node.op, packs[index]) {
+            let key = (resolve(&locations, *source), pack);
+            let span = pack_lifetimes.entry(key).or_insert((index, index));
+            span.1 = index;
+        }
+    }
+    let mut pack_keys: Vec<_> = pack_lifetimes.into_iter().collect();
+    pack_keys.sort_by_key(|((value, pack), span)| (span.0, value.0, *pack));
+    for ((value, pack), (start, end)) in pack_keys {
+        tensors.push(Lifetime {
+            buffer: Buffer::Packed { value, pack },
+            bytes: bytes(packed_shape(shapes[value.0], pack)),
+            first: start,
+            last: end,
+            pinned: false,
+            slot: usize::MAX,
+        });
+    }
+
+    // Slots: pinned tensors alone; the others greedily by size.
+    let mut slots: Vec<u64> = Vec::new();
+    let mut slot_tenants: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            !tensors[i].pinned,
+            std::cmp::Reverse(tensors[i].bytes),
+            tensors[i].first,
+        )
+    });
+    for i in order {
+        let t = tensors[i];
+        let overlaps = |tenants: &[(usize, usize)]| {
+            tenants
+                .iter()
+                .any(|&(first, last)| first <= t.last && t.first <= last)
+        };
+        let free = if t.pinned {
+            None
+        } else {
+            (0..slots.len())
+                .filter(|&s| slots[s] >= t.bytes && !overlaps(&slot_tenants[s]))
+                .min_by_key(|&s| slots[s])
+        };
+        let slot = free.unwrap_or_else(|| {
+            slots.push(t.bytes);
+            slot_tenants.push(Vec::new());
+            slots.len() - 1
+        });
+        slot_tenants[slot].push((t.first, t.last));
+        tensors[i].slot = slot;
+    }
+
+    let mut lower_bound_bytes = 0;
+    for step in 0..count {
+        let alive: u64 = tensors
+            .iter()
+            .filter(|t| t.first <= step && step <= t.last)
+            .map(|t| t.bytes)
+            .sum();
+        lower_bound_bytes = lower_bound_bytes.max(alive);
+    }
+    let mut packs = HashMap::new();
+    for t in &tensors {
+        match t.buffer {
+            Buffer::Value(value) => locations[value.0] = Location::Own { slot: t.slot },
+            Buffer::Packed { value, pack } => {
+                packs.insert((value, pack), t.slot);
+            }
+        }
+    }
+    MemoryPlan {
+        locations,
+        packs,
+        slots,
+        tensors,
+        lower_bound_bytes,
+    }
+}

@@ -1,0 +1,559 @@
+//! The convolution op: one [`Conv2d`] for every geometry (kernel size, stride, dilation,
+//! padding), launching the kernels of two families side by side (`config.rs`): the stride-1
+//! 1x1 GEMMs of `shaders/conv1x1*.wgsl` and the tap-pruned k x k kernels of
+//! `shaders/conv2d*.wgsl`. Every kernel ends in the same epilogue (shaders/conv_params.wgsl):
+//! `relu?(conv(x) + bias + residual)`, with the bias per channel or per image.
+//!
+//! x: (N, C_in, H, W)  w: (C_out, C_in, k, k)  bias: (C_out,) or (N, C_out)
+//! residual: (N, C_out, H_out, W_out)  y: (N, C_out, H_out, W_out)
+//! with (H_out, W_out) from [`ConvGeometry::out_hw`].
+
+pub mod config;
+pub mod weights;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use config::{ConvConfig, ConvVariant, Family, RegisterTile, Resolved};
+pub use weights::ConvWeights;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ops::{pack_channels, to_u32, workgroups, WORKGROUP_CONSTANT};
+use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
+use crate::shape::{ConvGeometry, TapRegion};
+use crate::tensor::{OutputSlice, Tensor};
+
+/// Binding 0: parameters; 1: x; 2: weights; 3: bias; 4: y; 5: pixel runs (k x k kernels);
+/// 6: the channel-packed input (packed kernels); 7: the residual. Every conv shader has the
+/// same layout, so one launcher binds them all; a kernel that does not read a binding gets a
+/// placeholder buffer there.
+macro_rules! conv_shader {
+    ($name:literal, prelude [$($prelude:literal),+]) => {
+        shader!(
+            $name,
+            prelude [$($prelude),+],
+            [Uniform, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly, ReadOnly]
+        )
+    };
+}
+
+const CONV2D: Shader = conv_shader!(
+    "conv2d",
+    prelude ["conv_params", "register_tile", "pixel_runs"]
+);
+/// The kernels that need subgroup operations, in their own module so that `CONV2D` compiles on
+/// adapters without them.
+const CONV2D_SUBGROUP: Shader = conv_shader!(
+    "conv2d_subgroup",
+    prelude ["conv_params", "register_tile", "subgroup_tile", "pixel_runs"]
+);
+/// The kernel with 64-bit loads, which also needs 64-bit integers in shaders.
+const CONV2D_PACKED8: Shader = conv_shader!(
+    "conv2d_packed8",
+    prelude ["conv_params", "register_tile", "wide_tile", "pixel_runs"]
+);
+const CONV1X1: Shader = conv_shader!(
+    "conv1x1",
+    prelude ["conv_params", "register_tile", "conv1x1_tile"]
+);
+const CONV1X1_SUBGROUP: Shader = conv_shader!(
+    "conv1x1_subgroup",
+    prelude ["conv_params", "register_tile", "conv1x1_tile", "subgroup_tile"]
+);
+const CONV1X1_PACKED8: Shader = conv_shader!(
+    "conv1x1_packed8",
+    prelude ["conv_params", "register_tile", "conv1x1_tile", "wide_tile"]
+);
+
+fn shader_of(resolved: &Resolved) -> &'static Shader {
+    use ConvVariant::*;
+    match (resolved.family, resolved.variant) {
+        (Family::Taps, Subgroup | Packed) => &CONV2D_SUBGROUP,
+        (Family::Taps, Packed8) => &CONV2D_PACKED8,
+        (Family::Taps, _) => &CONV2D,
+        (Family::Pointwise, Subgroup) => &CONV1X1_SUBGROUP,
+        (Family::Pointwise, Packed8) => &CONV1X1_PACKED8,
+        (Family::Pointwise, _) => &CONV1X1,
+    }
+}
+
+/// Output pixels per invocation along a row (k x k) or of the map (1x1) in the tiled variants
+/// (`TILE_W`, `TILE_P` in the shaders).
+const TILED_PIXELS: usize = 4;
+
+// Mirrors `Params` in shaders/conv_params.wgsl field for field (24 x u32 = 96 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    batch: u32,
+    in_channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_channels: u32,
+    out_h: u32,
+    out_w: u32,
+    out_pixels: u32,
+    kernel_size: u32,
+    stride: u32,
+    dilation: u32,
+    pad_h: u32,
+    pad_w: u32,
+    out_c_total: u32,
+    out_c_offset: u32,
+    relu: u32,
+    bias_stride: u32,
+    has_residual: u32,
+    total: u32,
+    tiles: u32,
+    channel_groups: u32,
+    pixel_tiles: u32,
+    channel_blocks: u32,
+    _pad: u32,
+}
+
+/// What a conv does after the multiply-adds, in the same pass: `relu?(acc + bias + residual)`.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub relu: bool,
+    /// (N, C_out, 1, 1): one bias row per image in place of the conv's own bias. ASPP's pooling
+    /// branch is constant over H x W and folds into its projection this way.
+    pub per_image_bias: Option<&'a Tensor>,
+    /// (N, C_out, H_out, W_out), added before the activation: ResNet's identity.
+    pub residual: Option<&'a Tensor>,
+}
+
+impl Epilogue<'_> {
+    pub fn relu(relu: bool) -> Self {
+        Epilogue {
+            relu,
+            ..Default::default()
+        }
+    }
+}
+
+/// A convolution layer: host weights in PyTorch's layout, its geometry, and the weights on the
+/// GPU in the layout of each kernel configuration used so far (uploaded on first use, once).
+/// Building one needs no GPU.
+pub struct Conv2d {
+    name: String,
+    weights: ConvWeights,
+    geometry: ConvGeometry,
+    /// As asked for: `Auto` is resolved per input shape (tuning table, then the measured
+    /// defaults).
+    config: ConvConfig,
+    gpu: Mutex<Option<GpuWeights>>,
+}
+
+/// A layer's uploads, tied to the context that made them.
+struct GpuWeights {
+    context: u64,
+    bias: Option<Arc<wgpu::Buffer>>,
+    layouts: HashMap<Resolved, Arc<wgpu::Buffer>>,
+}
+
+impl Conv2d {
+    /// A layer named `name` (in errors and benchmark rows) with `weights` and `geometry`, run by
+    /// the `Auto` configuration.
+    pub fn new(name: &str, weights: ConvWeights, geometry: ConvGeometry) -> Result<Self> {
+        geometry.validate()?;
+        if weights.kernel_size != geometry.kernel_size {
+            return Err(Error::shape(
+                format!("{name} weight"),
+                format!("a {0}x{0} kernel", geometry.kernel_size),
+                format!("{0}x{0}", weights.kernel_size),
+            ));
+        }
+        Ok(Conv2d {
+            name: name.to_string(),
+            weights,
+            geometry,
+            config: ConvConfig::AUTO,
+            gpu: Mutex::new(None),
+        })
+    }
+
+    /// The same layer run by `config` (resolved for each input shape; an unsupported variant is
+    /// an error when the layer is prepared).
+    pub fn with_config(mut self, config: ConvConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn geometry(&self) -> ConvGeometry {
+        self.geometry
+    }
+
+    pub fn weights(&self) -> &ConvWeights {
+        &self.weights
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of(&self.geometry)
+    }
+
+    pub fn in_channels(&self) -> usize {
+        self.weights.in_channels
+    }
+
+    pub fn out_channels(&self) -> usize {
+        self.weights.out_channels
+    }
+
+    pub fn config(&self) -> ConvConfig {
+        self.config
+    }
+
+    /// The key of this layer on an input of `shape` in a tuning table (`atrous tune`'s cache):
+    /// `conv3x3 1x512x33x33 cout=256 dil=6 pad=6,6`, `conv1x1 1x2048x65x65 cout=512`.
+    pub fn tune_key(&self, shape: [usize; 4]) -> String {
+        let [n, c, h, w] = shape;
+        let g = &self.geometry;
+        let kernel = g.kernel_name();
+        if g.is_pointwise() {
+            format!("{kernel} {n}x{c}x{h}x{w} cout={}", self.out_channels())
+        } else {
+            format!(
+                "{kernel} {n}x{c}x{h}x{w} cout={} dil={} pad={},{}",
+                self.out_channels(),
+                g.dilation,
+                g.padding[0],
+                g.padding[1]
+            )
+        }
+    }
+
+    /// The configuration used for an input of `shape` on `ctx`: as asked for, or for `Auto` the
+    /// tuning table's winner for this shape, else the measured default.
+    pub fn config_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Resolved> {
+        let (family, cin, cout) = (self.family(), self.in_channels(), self.out_channels());
+        if self.config.variant != ConvVariant::Auto {
+            return self.config.resolve(ctx, family, cin, cout);
+        }
+        let tuned = ctx
+            .tuned_config(&self.tune_key(shape))
+            .and_then(|text| ConvConfig::parse_for(text, &self.geometry).ok())
+            .filter(|c| c.variant != ConvVariant::Auto)
+            .and_then(|c| c.resolve(ctx, family, cin, cout).ok());
+        match tuned {
+            Some(resolved) => Ok(resolved),
+            None => self.config.resolve(ctx, family, cin, cout),
+        }
+    }
+
+    /// The output shape for an input of `shape`, or an error naming the mismatch.
+    pub fn out_shape(&self, shape: [usize; 4]) -> Result<[usize; 4]> {
+        let [n, c, h, w] = shape;
+        if c != self.in_channels() {
+            return Err(Error::shape(
+                format!("input of {}", self.name),
+                format!("shape (N, {}, H, W)", self.in_channels()),
+                crate::error::Shape(shape),
+            ));
+        }
+        let (out_h, out_w) = self.geometry.out_hw(h, w)?;
+        Ok([n, self.out_channels(), out_h, out_w])
+    }
+
+    /// The layer's weights laid out for `resolved`, and its bias, uploaded on first use.
+    #[allow(clippy::type_complexity)]
+    fn gpu_weights(
+        &self,
+        ctx: &Context,
+        resolved: Resolved,
+    ) -> Result<(Arc<wgpu::Buffer>, Option<Arc<wgpu::Buffer>>)> {
+        let mut slot = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|g| g.context != ctx.id()) {
+            return Err(Error::invalid(
+                &self.name,
+                "its weights were uploaded on another GPU context; load the model again for \
+                 this one",
+            ));
+        }
+        if slot.is_none() {
+            let bias = match &self.weights.bias {
+                Some(b) => Some(Arc::new(ctx.upload(&format!("{} bias", self.name), b)?)),
+                None => None,
+            };
+            *slot = Some(GpuWeights {
+                context: ctx.id(),
+                bias,
+                layouts: HashMap::new(),
+            });
+        }
+        let gpu = slot.as_mut().expect("initialized above");
+        if let Some(buffer) = gpu.layouts.get(&resolved) {
+            return Ok((buffer.clone(), gpu.bias.clone()));
+        }
+        let block = resolved.tile.block_channels();
+        let host = match resolved.variant {
+            ConvVariant::Direct => self.weights.padded_to_vec4(),
+            ConvVariant::Tiled => self.weights.packed_by_4(),
+            ConvVariant::Blocked | ConvVariant::Subgroup => self.weights.packed_blocked(block),
+            ConvVariant::Packed => self.weights.padded_in_channels(4).packed_blocked(block),
+            ConvVariant::Packed8 => self.weights.packed_wide(block),
+            ConvVariant::Auto => unreachable!("resolved configurations only"),
+        };
+        let label = format!("{} weight ({})", self.name, resolved.label(&self.geometry));
+        let buffer = Arc::new(ctx.upload(&label, &host)?);
+        gpu.layouts.insert(resolved, buffer.clone());
+        Ok((buffer, gpu.bias.clone()))
+    }
+
+    /// Input channels per packed group of the kernel that runs an input of `shape`, when it
+    /// reads a channel-packed copy (made by [`pack_channels`] before it).
+    pub fn pack_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Option<usize>> {
+        Ok(self.config_for(ctx, shape)?.variant.pack())
+    }
+
+    /// Builds the dispatch reading `input` (and `packed`, its channel-packed copy, when the
+    /// kernel needs one: [`Conv2d::pack_for`]) and writing `output` (a tensor or a channel
+    /// slice) through `epilogue`.
+    pub fn prepare(
+        &self,
+        ctx: &Context,
+        input: &Tensor,
+        packed: Option<&Tensor>,
+        output: OutputSlice,
+        epilogue: &Epilogue,
+    ) -> Result<Launch> {
+        let shape = input.shape();
+        let out_shape = self.out_shape(shape)?;
+        let resolved = self.config_for(ctx, shape)?;
+        output.check_fits(&self.name, out_shape)?;
+        let [n, _, in_h, in_w] = shape;
+        let [_, out_c, out_h, out_w] = out_shape;
+        let out_pixels = out_h * out_w;
+        let tile = resolved.tile;
+        let channel_groups = out_c.div_ceil(4);
+        let channel_blocks = out_c.div_ceil(tile.block_channels());
+        let runs = match resolved.family {
+            Family::Taps => Some(pixel_runs(
+                &self.geometry.tap_regions(in_h, in_w)?,
+                tile.tile_pixels(),
+            )?),
+            Family::Pointwise => None,
+        };
+        let (tiles, pixel_tiles) = match &runs {
+            Some(runs) => (out_w.div_ceil(TILED_PIXELS), runs.len()),
+            None => (
+                out_pixels.div_ceil(TILED_PIXELS),
+                out_pixels.div_ceil(tile.tile_pixels()),
+            ),
+        };
+        // `total` counts invocations for the one-dimensional kernels and workgroups for the
+        // register-blocked ones, whose every decision is per workgroup.
+        let (total, workgroup_count, constants) = match resolved.variant {
+            ConvVariant::Direct => {
+                let invocations = n * out_c * out_pixels;
+                let count = workgroups(invocations);
+                (invocations, count, WORKGROUP_CONSTANT.to_vec())
+            }
+            ConvVariant::Tiled => {
+                let rows = if runs.is_some() { out_h } else { 1 };
+                let invocations = n * channel_groups * rows * tiles;
+                let count = workgroups(invocations);
+                (invocations, count, WORKGROUP_CONSTANT.to_vec())
+            }
+            _ => {
+                let count = n * channel_blocks * pixel_tiles;
+                (count, count as u64, tile.constants().to_vec())
+            }
+        };
+        let g = &self.geometry;
+        let bias_stride = match epilogue.per_image_bias {
+            Some(bias) => {
+                bias.expect_shape([Some(n), Some(out_c), Some(1), Some(1)])?;
+                out_c
+            }
+            None => 0,
+        };
+        if let Some(residual) = epilogue.residual {
+            residual.expect_shape(out_shape.map(Some))?;
+        }
+        let params = ConvParams {
+            batch: to_u32("batch", n)?,
+            // The packed8 kernels read C_in rounded up to their groups of 8 (zeros past C_in).
+            in_channels: to_u32(
+                "in_channels",
+                match resolved.variant {
+                    ConvVariant::Packed8 => self.in_channels().next_multiple_of(8),
+                    _ => self.in_channels(),
+                },
+            )?,
+            in_h: to_u32("H", in_h)?,
+            in_w: to_u32("W", in_w)?,
+            out_channels: to_u32("out_channels", out_c)?,
+            out_h: to_u32("H_out", out_h)?,
+            out_w: to_u32("W_out", out_w)?,
+            out_pixels: to_u32("pixels", out_pixels)?,
+            kernel_size: to_u32("kernel_size", g.kernel_size)?,
+            stride: to_u32("stride", g.stride)?,
+            dilation: to_u32("dilation", g.dilation)?,
+            pad_h: to_u32("padding", g.padding[0])?,
+            pad_w: to_u32("padding", g.padding[1])?,
+            out_c_total: to_u32("output channels", output.tensor.shape()[1])?,
+            out_c_offset: to_u32("channel offset", output.channel_offset)?,
+            relu: epilogue.relu as u32,
+            bias_stride: to_u32("bias stride", bias_stride)?,
+            has_residual: epilogue.residual.is_some() as u32,
+            total: to_u32("invocations", total)?,
+            tiles: to_u32("tiles", tiles)?,
+            channel_groups: to_u32("channel groups", channel_groups)?,
+            pixel_tiles: to_u32("pixel tiles", pixel_tiles)?,
+            channel_blocks: to_u32("channel blocks", channel_blocks)?,
+            _pad: 0,
+        };
+        let (weight, own_bias) = self.gpu_weights(ctx, resolved)?;
+        let pack = resolved.variant.pack();
+        let packed = match (pack, packed) {
+            (Some(pack), Some(packed)) => {
+                let expected = pack_channels::packed_shape(shape, pack);
+                packed.expect_shape(expected.map(Some))?;
+                Some(packed)
+            }
+            (Some(pack), None) => {
+                return Err(Error::invalid(
+                    &self.name,
+                    format!(
+                        "kernel {} reads the input packed by {pack} channels; none was given",
+                        resolved.label(g)
+                    ),
+                ))
+            }
+            (None, _) => None,
+        };
+        let zeros = ctx.zeros_buffer((out_c * 4) as u64)?;
+        let runs = match &runs {
+            Some(runs) => Some(ctx.upload(&format!("{} pixel runs", self.name), runs)?),
+            None => None,
+        };
+        let bias: &wgpu::Buffer = match (epilogue.per_image_bias, &own_bias) {
+            (Some(b), _) => b.buffer(),
+            (None, Some(b)) => b,
+            (None, None) => &*zeros,
+        };
+        let buffers = [
+            input.buffer(),
+            &weight,
+            bias,
+            output.tensor.buffer(),
+            runs.as_ref().unwrap_or(&*zeros),
+            packed.map_or(input.buffer(), |p| p.buffer()),
+            epilogue.residual.map_or(&*zeros, |r| r.buffer()),
+        ];
+        let launch = Launch::new(
+            ctx,
+            format!("{} ({})", self.name, resolved.label(g)),
+            shader_of(&resolved),
+            resolved.variant.entry_point(resolved.family),
+            &constants,
+            &params,
+            &buffers,
+            workgroup_count,
+        )?
+        .with_cost(self.cost(shape, &resolved, epilogue.residual.is_some())?);
+        Ok(match runs {
+            Some(runs) => launch.owning(runs),
+            None => launch,
+        })
+    }
+
+    /// FLOPs (all taps, and only the taps on real pixels) and compulsory bytes for an input of
+    /// `shape` under `resolved`.
+    pub fn cost(&self, shape: [usize; 4], resolved: &Resolved, residual: bool) -> Result<Cost> {
+        let [n, c, h, w] = shape;
+        let g = &self.geometry;
+        let (out_h, out_w) = g.out_hw(h, w)?;
+        let (k, cout) = (g.kernel_size, self.out_channels());
+        let pairs = (n * c * cout) as f64;
+        let output = n * cout * out_h * out_w;
+        let elements =
+            n * c * h * w + cout * c * k * k + cout + output + if residual { output } else { 0 };
+        let params = if g.is_pointwise() {
+            format!("1x1 {}", resolved.label(g))
+        } else {
+            let stride = match g.stride {
+                1 => String::new(),
+                s => format!(" stride={s}"),
+            };
+            format!(
+                "{k}x{k}{stride} dil={} pad={:?} {}",
+                g.dilation,
+                g.padding,
+                resolved.label(g)
+            )
+        };
+        Ok(Cost {
+            nominal_flops: 2.0 * pairs * (out_h * out_w * k * k) as f64,
+            useful_flops: 2.0 * pairs * g.live_taps(h, w)? as f64,
+            bytes: 4.0 * elements as f64,
+            shape: format!(
+                "{} -> {}",
+                shape_text(shape),
+                shape_text([n, cout, out_h, out_w])
+            ),
+            params,
+        })
+    }
+
+    /// Eager convolution through `epilogue`: packs the input if the kernel needs it, allocates
+    /// the output, runs, returns it.
+    pub fn forward_with(
+        &self,
+        ctx: &Context,
+        input: &Tensor,
+        epilogue: &Epilogue,
+    ) -> Result<Tensor> {
+        let shape = input.shape();
+        let output = Tensor::empty(
+            ctx,
+            &format!("{} output", self.name),
+            self.out_shape(shape)?,
+        )?;
+        let packed = match self.pack_for(ctx, shape)? {
+            Some(pack) => Some(pack_channels::pack_channels(ctx, input, pack)?),
+            None => None,
+        };
+        let launch = self.prepare(ctx, input, packed.as_ref(), (&output).into(), epilogue)?;
+        Launch::run_all(ctx, &[&launch])?;
+        Ok(output)
+    }
+
+    /// Eager convolution with bias and an optional ReLU.
+    pub fn forward(&self, ctx: &Context, input: &Tensor, relu: bool) -> Result<Tensor> {
+        self.forward_with(ctx, input, &Epilogue::relu(relu))
+    }
+}
+
+/// The tap-pruned kernels' runs of pixels: each tap region cut into runs of `run_pixels` pixels
+/// (the last one of a region shorter); entry `tile` of the shaders' `runs` table
+/// (shaders/pixel_runs.wgsl): [y0, x0, w | h << 16, first pixel of the run in the region].
+fn pixel_runs(regions: &[TapRegion], run_pixels: usize) -> Result<Vec<[u32; 4]>> {
+    let mut runs = Vec::new();
+    for r in regions {
+        if r.h >= 1 << 16 || r.w >= 1 << 16 {
+            return Err(Error::invalid(
+                "conv2d output",
+                format!(
+                    "maps of at most 65535 x 65535 pixels, found a region of {}x{}",
+                    r.h, r.w
+                ),
+            ));
+        }
+        let size = (r.w | r.h << 16) as u32;
+        for start in (0..r.h * r.w).step_by(run_pixels) {
+            runs.push([
+                to_u32("row", r.y0)?,
+                to_u32("column", r.x0)?,
+                size,
+                to_u32("pixel", start)?,
+            ]);
+        }
+    }
+    Ok(runs)
+}
