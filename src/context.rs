@@ -179,6 +179,8 @@ pub struct Context {
     tuning: TuningTable,
     /// Tells contexts apart, so that a layer's uploads are never used on another device.
     id: u64,
+    /// A cap on the bytes one storage binding may cover, below the device's own limit.
+    binding_limit: Option<u64>,
 }
 
 /// Kernel configurations by layer key (`Conv2d::tune_key`), e.g. `"conv3x3 1x512x33x33
@@ -260,7 +262,16 @@ impl Context {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             },
+            binding_limit: None,
         })
+    }
+
+    /// This context with tensors capped at `bytes` per storage binding, below what the device
+    /// allows: to check on a large GPU that a model runs within a smaller one's limit (WebGPU's
+    /// default is 128 MiB). Models split a batch that would pass it.
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.binding_limit = Some(bytes);
+        self
     }
 
     /// This context with `table`'s kernel configurations for the layers it names (layers it
@@ -332,6 +343,7 @@ impl Context {
         self.limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
+            .min(self.binding_limit.unwrap_or(u64::MAX))
     }
 
     /// Runs `f` (which creates resources or records commands) inside error scopes for

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result, Shape};
 use crate::graph::StateDict;
-use crate::ops::{Conv2d, ConvWeights};
+use crate::ops::{Conv2d, ConvConfig, ConvWeights};
 use crate::shape::{ConvGeometry, PoolGeometry};
 
 /// A tensor of the graph, by the index of the node that produces it.
@@ -160,6 +160,24 @@ impl Graph {
             })
     }
 
+    /// Where every tensor would live for an input of `input_shape` on `ctx` (the kernels'
+    /// choices decide which packed copies exist), without allocating anything.
+    pub fn memory_plan(
+        &self,
+        ctx: &crate::Context,
+        input_shape: [usize; 4],
+    ) -> Result<(Vec<[usize; 4]>, crate::graph::MemoryPlan)> {
+        let shapes = self.shapes(input_shape)?;
+        let mut packs = vec![None; self.nodes.len()];
+        for (value, node, conv) in self.convs() {
+            if let Op::Conv { input, .. } = &node.op {
+                packs[value.0] = conv.pack_for(ctx, shapes[input.0])?;
+            }
+        }
+        let memory = crate::graph::memory::plan(self, &shapes, &packs);
+        Ok((shapes, memory))
+    }
+
     /// The shape of every value for an input of `input_shape`, or an error naming the first
     /// mismatch (the input's channel count, a map too small for a kernel).
     pub fn shapes(&self, input_shape: [usize; 4]) -> Result<Vec<[usize; 4]>> {
@@ -230,6 +248,7 @@ pub struct Conv {
     relu: bool,
     residual: Option<Value>,
     per_image_bias: Option<Value>,
+    config: ConvConfig,
 }
 
 impl Conv {
@@ -242,7 +261,13 @@ impl Conv {
             relu: false,
             residual: None,
             per_image_bias: None,
+            config: ConvConfig::AUTO,
         }
+    }
+
+    /// Runs the conv with kernel configuration `config` instead of the measured default.
+    pub fn config(self, config: ConvConfig) -> Self {
+        Conv { config, ..self }
     }
 
     pub fn stride(self, stride: usize) -> Self {
@@ -355,7 +380,7 @@ impl GraphBuilder {
         input: Value,
         spec: Conv,
     ) -> Result<Value> {
-        let conv = Conv2d::new(layer, weights, spec.geometry())?;
+        let conv = Conv2d::new(layer, weights, spec.geometry())?.with_config(spec.config);
         let channels = conv.out_channels();
         match self.channels(input) {
             Some(c) if c != conv.in_channels() => {

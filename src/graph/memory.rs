@@ -4,15 +4,18 @@
 //! - A concat's inputs that are produced only for it, by an op that can write a channel slice,
 //!   live in the concat's tensor (each writes its slice: no copy).
 //! - A bilinear resize to the size it already has is the identity: its output is its input.
-//! - Channel-packed copies of a conv's input (the packed kernels read them) are tensors too, one
-//!   per (value, group size), shared by every conv that reads that value so packed.
+//! - Channel-packed copies of a conv's input (the packed kernels read them) are tensors too,
+//!   shared by convs that read the same value so packed one right after the other (a ResNet
+//!   block's downsample and conv1, ASPP's branches); a later reader packs again rather than
+//!   keep a copy alive across the nodes between (a network's aux head reads layer3's output
+//!   after all of layer4).
 //! - Every other value is a tensor whose lifetime runs from the node that writes it to the last
 //!   node that reads it. Tensors whose lifetimes do not overlap share a buffer ("slot"): slots
 //!   are assigned greedily, largest tensor first, each to the smallest slot free for its whole
 //!   lifetime (TFLite's greedy-by-size, ggml's gallocr idea), a slot as large as its largest
 //!   tensor. The graph's input and outputs are pinned: alive to the end of the run (the input
 //!   from its start), so no later tensor recycles them and a plan can be run again and its
-//!   outputs read after it.
+//!   outputs read after it (an output may reuse the buffer of tensors that died before it).
 //! - The lower bound: the largest total size of the tensors alive at any one node. The
 //!   planner reports it beside what it allocates.
 //!
@@ -35,15 +38,22 @@ pub enum Location {
     Same(Value),
 }
 
-/// A tensor the planner placed: a value, or a packed copy of one.
+/// A tensor the planner placed: a value, or a packed copy of one (an index into
+/// [`MemoryPlan::packed`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Buffer {
     Value(Value),
-    /// The value packed by `pack` channels (shaders/pack_channels.wgsl).
-    Packed {
-        value: Value,
-        pack: usize,
-    },
+    Packed(usize),
+}
+
+/// A copy of `value` packed by `pack` channels (shaders/pack_channels.wgsl), made by node
+/// `first`'s launch and read by the convs that [`MemoryPlan::pack_of`] maps to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PackedCopy {
+    pub value: Value,
+    pub pack: usize,
+    pub first: usize,
+    pub slot: usize,
 }
 
 /// A placed tensor's size and lifetime (node indices, inclusive; `usize::MAX`: to the end).
@@ -62,8 +72,10 @@ pub struct Lifetime {
 pub struct MemoryPlan {
     /// Where each value lives (indexed by value).
     pub locations: Vec<Location>,
-    /// The slot of each packed copy, by (value, group size).
-    pub packs: HashMap<(Value, usize), usize>,
+    /// The packed copies of conv inputs.
+    pub packed: Vec<PackedCopy>,
+    /// The packed copy each conv node that reads one reads (node index -> index in `packed`).
+    pub pack_of: HashMap<usize, usize>,
     /// Bytes of each slot: one GPU buffer each.
     pub slots: Vec<u64>,
     /// Every tensor placed, with its lifetime and slot.
@@ -195,59 +207,56 @@ pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> Me
             slot: usize::MAX,
         });
     }
-    let mut pack_lifetimes: HashMap<(Value, usize), (usize, usize)> = HashMap::new();
+    let mut packed: Vec<PackedCopy> = Vec::new();
+    let mut pack_of: HashMap<usize, usize> = HashMap::new();
+    let mut pack_last: Vec<usize> = Vec::new();
     for (index, node) in nodes.iter().enumerate() {
         if let (Op::Conv { input: source, .. }, Some(pack)) = (&node.op, packs[index]) {
-            let key = (resolve(&locations, *source), pack);
-            let span = pack_lifetimes.entry(key).or_insert((index, index));
-            span.1 = index;
+            let value = resolve(&locations, *source);
+            let recent = packed
+                .iter()
+                .rposition(|c| c.value == value && c.pack == pack);
+            let copy = match recent {
+                // Read by the node just before: share it.
+                Some(copy) if pack_last[copy] + 1 == index => copy,
+                _ => {
+                    packed.push(PackedCopy {
+                        value,
+                        pack,
+                        first: index,
+                        slot: usize::MAX,
+                    });
+                    pack_last.push(index);
+                    packed.len() - 1
+                }
+            };
+            pack_last[copy] = index;
+            pack_of.insert(index, copy);
         }
     }
-    let mut pack_keys: Vec<_> = pack_lifetimes.into_iter().collect();
-    pack_keys.sort_by_key(|((value, pack), span)| (span.0, value.0, *pack));
-    for ((value, pack), (start, end)) in pack_keys {
+    for (copy, c) in packed.iter().enumerate() {
         tensors.push(Lifetime {
-            buffer: Buffer::Packed { value, pack },
-            bytes: bytes(packed_shape(shapes[value.0], pack)),
-            first: start,
-            last: end,
+            buffer: Buffer::Packed(copy),
+            bytes: bytes(packed_shape(shapes[c.value.0], c.pack)),
+            first: c.first,
+            last: pack_last[copy],
             pinned: false,
             slot: usize::MAX,
         });
     }
 
-    // Slots: pinned tensors alone; the others greedily by size.
-    let mut slots: Vec<u64> = Vec::new();
-    let mut slot_tenants: Vec<Vec<(usize, usize)>> = Vec::new();
-    let mut order: Vec<usize> = (0..tensors.len()).collect();
-    order.sort_by_key(|&i| {
-        (
-            !tensors[i].pinned,
-            std::cmp::Reverse(tensors[i].bytes),
-            tensors[i].first,
-        )
-    });
-    for i in order {
-        let t = tensors[i];
-        let overlaps = |tenants: &[(usize, usize)]| {
-            tenants
-                .iter()
-                .any(|&(first, last)| first <= t.last && t.first <= last)
-        };
-        let free = if t.pinned {
-            None
-        } else {
-            (0..slots.len())
-                .filter(|&s| slots[s] >= t.bytes && !overlaps(&slot_tenants[s]))
-                .min_by_key(|&s| slots[s])
-        };
-        let slot = free.unwrap_or_else(|| {
-            slots.push(t.bytes);
-            slot_tenants.push(Vec::new());
-            slots.len() - 1
-        });
-        slot_tenants[slot].push((t.first, t.last));
-        tensors[i].slot = slot;
+    // Slots: each tensor in turn to the smallest slot free for its whole lifetime (pinned
+    // tensors too: their lifetimes run to the end, so only tensors that died before them
+    // share). The order decides how well sizes pack: largest first wins on most graphs,
+    // first-written first on some; both are tried and the smaller total kept.
+    let by_size = |t: &Lifetime| (std::cmp::Reverse(t.bytes), t.first);
+    let by_start = |t: &Lifetime| (t.first, std::cmp::Reverse(t.bytes));
+    let (slots, assignment) = [assign(&tensors, by_size), assign(&tensors, by_start)]
+        .into_iter()
+        .min_by_key(|(slots, _)| slots.iter().sum::<u64>())
+        .expect("two orders tried");
+    for (t, slot) in tensors.iter_mut().zip(assignment) {
+        t.slot = slot;
     }
 
     let mut lower_bound_bytes = 0;
@@ -259,20 +268,62 @@ pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> Me
             .sum();
         lower_bound_bytes = lower_bound_bytes.max(alive);
     }
-    let mut packs = HashMap::new();
     for t in &tensors {
         match t.buffer {
             Buffer::Value(value) => locations[value.0] = Location::Own { slot: t.slot },
-            Buffer::Packed { value, pack } => {
-                packs.insert((value, pack), t.slot);
-            }
+            Buffer::Packed(copy) => packed[copy].slot = t.slot,
         }
     }
     MemoryPlan {
         locations,
-        packs,
+        packed,
+        pack_of,
         slots,
         tensors,
         lower_bound_bytes,
     }
+}
+
+/// Assigns `tensors`, taken in the order of `key`, to slots: best fit among the slots free for
+/// the tensor's whole lifetime. Returns the slot sizes and each tensor's slot.
+fn assign<K: Ord>(tensors: &[Lifetime], key: impl Fn(&Lifetime) -> K) -> (Vec<u64>, Vec<usize>) {
+    let mut slots: Vec<u64> = Vec::new();
+    let mut tenants: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut assignment = vec![usize::MAX; tensors.len()];
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by_key(|&i| key(&tensors[i]));
+    for i in order {
+        let t = tensors[i];
+        let overlaps = |slot: &[(usize, usize)]| {
+            slot.iter()
+                .any(|&(first, last)| first <= t.last && t.first <= last)
+        };
+        // Smallest slot that holds it; else the largest free one grows (never wider than
+        // opening a new slot would be).
+        let free: Vec<usize> = (0..slots.len())
+            .filter(|&s| !overlaps(&tenants[s]))
+            .collect();
+        let slot = match free
+            .iter()
+            .copied()
+            .filter(|&s| slots[s] >= t.bytes)
+            .min_by_key(|&s| slots[s])
+        {
+            Some(slot) => slot,
+            None => match free.into_iter().max_by_key(|&s| slots[s]) {
+                Some(slot) => {
+                    slots[slot] = t.bytes;
+                    slot
+                }
+                None => {
+                    slots.push(t.bytes);
+                    tenants.push(Vec::new());
+                    slots.len() - 1
+                }
+            },
+        };
+        tenants[slot].push((t.first, t.last));
+        assignment[i] = slot;
+    }
+    (slots, assignment)
 }

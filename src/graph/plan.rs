@@ -32,22 +32,15 @@ pub struct Plan {
 impl Plan {
     /// Plans `graph` for inputs of `input_shape` on `ctx`.
     pub fn build(ctx: &Context, graph: &Graph, input_shape: [usize; 4]) -> Result<Plan> {
-        let shapes = graph.shapes(input_shape)?;
+        let (shapes, memory) = graph.memory_plan(ctx, input_shape)?;
         let nodes = graph.nodes();
-        let mut packs = vec![None; nodes.len()];
-        for (value, _, conv) in graph.convs() {
-            let Op::Conv { input, .. } = &nodes[value.0].op else {
-                unreachable!("convs() yields conv nodes")
-            };
-            packs[value.0] = conv.pack_for(ctx, shapes[input.0])?;
-        }
-        let memory = memory::plan(graph, &shapes, &packs);
         let limit = ctx.max_binding_bytes();
         if let Some(t) = memory.tensors.iter().find(|t| t.bytes > limit) {
             let name = match t.buffer {
                 memory::Buffer::Value(v) => nodes[v.0].name.clone(),
-                memory::Buffer::Packed { value, pack } => {
-                    format!("{} packed by {pack}", nodes[value.0].name)
+                memory::Buffer::Packed(copy) => {
+                    let c = memory.packed[copy];
+                    format!("{} packed by {}", nodes[c.value.0].name, c.pack)
                 }
             };
             return Err(Error::TooLarge {
@@ -88,7 +81,7 @@ impl Plan {
                 .expect("every value resolves to a tensor of its own");
             Ok(OutputSlice::channels(tensor, offset))
         };
-        let mut packed: Vec<((Value, usize), Tensor)> = Vec::new();
+        let mut packed: Vec<Option<Tensor>> = vec![None; memory.packed.len()];
         let mut launches = Vec::new();
         let mut layer_names = Vec::new();
         let mut push = |name: &str, launch: Launch| {
@@ -107,24 +100,21 @@ impl Plan {
                     relu,
                 } => {
                     let x = tensor(*input)?;
-                    let packed_input = match packs[index] {
-                        Some(pack) => {
-                            let key = (memory.resolve(*input).0, pack);
-                            if !packed.iter().any(|(k, _)| *k == key) {
-                                let slot = &slots[memory.packs[&key]];
-                                let shape = pack_channels::packed_shape(x.shape(), pack);
-                                let name = format!("{} packed by {pack}", x.name());
-                                let t = Tensor::view(&name, slot, shape)?;
-                                push(
-                                    &node.name,
-                                    pack_channels::prepare(ctx, x, pack, t.buffer())?,
-                                );
-                                packed.push((key, t));
-                            }
-                            packed.iter().find(|(k, _)| *k == key).map(|(_, t)| t)
+                    if let Some(&copy) = memory.pack_of.get(&index) {
+                        let c = memory.packed[copy];
+                        if c.first == index {
+                            let shape = pack_channels::packed_shape(x.shape(), c.pack);
+                            let name = format!("{} packed by {}", x.name(), c.pack);
+                            let t = Tensor::view(&name, &slots[c.slot], shape)?;
+                            let launch = pack_channels::prepare(ctx, x, c.pack, t.buffer())?;
+                            push(&node.name, launch);
+                            packed[copy] = Some(t);
                         }
-                        None => None,
-                    };
+                    }
+                    let packed_input = memory
+                        .pack_of
+                        .get(&index)
+                        .and_then(|&copy| packed[copy].as_ref());
                     let epilogue = Epilogue {
                         relu: *relu,
                         per_image_bias: per_image_bias.map(&tensor).transpose()?,

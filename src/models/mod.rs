@@ -292,7 +292,8 @@ pub struct Model {
     spec: &'static ModelSpec,
     settings: Settings,
     graph: Graph,
-    plans: Mutex<HashMap<[usize; 4], Arc<Plan>>>,
+    /// Plans by context and input shape.
+    plans: Mutex<HashMap<(u64, [usize; 4]), Arc<Plan>>>,
 }
 
 /// One output of a run: its name (`output`, `aux`), shape and values (NCHW).
@@ -396,15 +397,16 @@ impl Model {
         Ok(self.output_shapes(input_shape)?[0].1)
     }
 
-    /// The prepared plan for `input_shape`: built on first use, then shared.
+    /// The prepared plan for `input_shape` on `ctx`: built on first use, then shared.
     pub fn plan(&self, ctx: &Context, input_shape: [usize; 4]) -> Result<Arc<Plan>> {
         self.check_input(input_shape)?;
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(plan) = plans.get(&input_shape) {
+        let key = (ctx.id(), input_shape);
+        if let Some(plan) = plans.get(&key) {
             return Ok(plan.clone());
         }
         let plan = Arc::new(Plan::build(ctx, &self.graph, input_shape)?);
-        plans.insert(input_shape, plan.clone());
+        plans.insert(key, plan.clone());
         Ok(plan)
     }
 

@@ -133,8 +133,8 @@ impl Epilogue<'_> {
 }
 
 /// A convolution layer: host weights in PyTorch's layout, its geometry, and the weights on the
-/// GPU in the layout of each kernel configuration used so far (uploaded on first use, once).
-/// Building one needs no GPU.
+/// GPU in the layout of each kernel configuration used so far (uploaded on first use, once per
+/// context). Building one needs no GPU.
 pub struct Conv2d {
     name: String,
     weights: ConvWeights,
@@ -142,12 +142,12 @@ pub struct Conv2d {
     /// As asked for: `Auto` is resolved per input shape (tuning table, then the measured
     /// defaults).
     config: ConvConfig,
-    gpu: Mutex<Option<GpuWeights>>,
+    /// Uploads per context (by [`Context::id`]).
+    gpu: Mutex<HashMap<u64, GpuWeights>>,
 }
 
-/// A layer's uploads, tied to the context that made them.
+/// A layer's uploads on one context.
 struct GpuWeights {
-    context: u64,
     bias: Option<Arc<wgpu::Buffer>>,
     layouts: HashMap<Resolved, Arc<wgpu::Buffer>>,
 }
@@ -169,7 +169,7 @@ impl Conv2d {
             weights,
             geometry,
             config: ConvConfig::AUTO,
-            gpu: Mutex::new(None),
+            gpu: Mutex::new(HashMap::new()),
         })
     }
 
@@ -266,26 +266,16 @@ impl Conv2d {
         ctx: &Context,
         resolved: Resolved,
     ) -> Result<(Arc<wgpu::Buffer>, Option<Arc<wgpu::Buffer>>)> {
-        let mut slot = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.as_ref().is_some_and(|g| g.context != ctx.id()) {
-            return Err(Error::invalid(
-                &self.name,
-                "its weights were uploaded on another GPU context; load the model again for \
-                 this one",
-            ));
-        }
-        if slot.is_none() {
+        let mut uploads = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
+        if !uploads.contains_key(&ctx.id()) {
             let bias = match &self.weights.bias {
                 Some(b) => Some(Arc::new(ctx.upload(&format!("{} bias", self.name), b)?)),
                 None => None,
             };
-            *slot = Some(GpuWeights {
-                context: ctx.id(),
-                bias,
-                layouts: HashMap::new(),
-            });
+            let layouts = HashMap::new();
+            uploads.insert(ctx.id(), GpuWeights { bias, layouts });
         }
-        let gpu = slot.as_mut().expect("initialized above");
+        let gpu = uploads.get_mut(&ctx.id()).expect("inserted above");
         if let Some(buffer) = gpu.layouts.get(&resolved) {
             return Ok((buffer.clone(), gpu.bias.clone()));
         }
