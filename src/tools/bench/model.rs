@@ -244,7 +244,7 @@ pub struct TorchReference {
 }
 
 /// The costs of a layer's launches added up; shape and parameters are the dominant launch's
-/// (the most FLOPs, then the most bytes), the others' parameters appended.
+/// (the most FLOPs, then the most bytes), the others' parameters appended (counted, past two).
 fn sum_costs<'a>(costs: impl IntoIterator<Item = &'a Cost>) -> Cost {
     let costs: Vec<&Cost> = costs.into_iter().collect();
     let weight = |c: &Cost| (c.nominal_flops, c.bytes);
@@ -262,6 +262,11 @@ fn sum_costs<'a>(costs: impl IntoIterator<Item = &'a Cost>) -> Cost {
             .filter(|c| !std::ptr::eq(**c, dominant))
             .map(|c| c.params.clone()),
     );
+    // A stage of dozens of launches names its dominant one and counts the rest.
+    if params.len() > 3 {
+        let more = params.len() - 1;
+        params = vec![params[0].clone(), format!("{more} more")];
+    }
     Cost {
         nominal_flops: costs.iter().map(|c| c.nominal_flops).sum(),
         useful_flops: costs.iter().map(|c| c.useful_flops).sum(),
