@@ -93,6 +93,7 @@ import zlib
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from torchvision.models import segmentation
 from torchvision.models._utils import IntermediateLayerGetter
@@ -262,7 +263,56 @@ def build(out_dir):
         [8, 12, 16, 24], "deep", (4, 4, 8), [1, 3, 6], False, 4, (1, 3, 45, 39))
     psp("pspnet_deep_bottleneck_b1-2-3-6_aux_n1_h57w63", "bottleneck", [2, 1, 1, 2],
         [4, 8, 12, 16], "deep", (4, 4, 8), [1, 2, 3, 6], True, 3, (1, 3, 57, 63))
+    cases.append(segment_case(out_dir))
     return cases
+
+
+def segment_case(out_dir):
+    """`atrous segment` against torchvision: a narrow DeepLabV3 with VOC's 21 classes on the real
+    photo of tests/fixtures/images, preprocessed by torchvision's own SemanticSegmentation
+    preset (what DeepLabV3_ResNet50_Weights.DEFAULT.transforms() builds) with a shorter side of
+    64 instead of 520 to keep the files small (the image tests check 520). The expected file
+    holds the preprocessed tensor, the logits at network size, and the class map at the photo's
+    size (F.interpolate bilinear, align_corners=False, then argmax) with a mask of the pixels
+    whose top two logits differ by more than 1e-4 (elsewhere float rounding may pick either)."""
+    from PIL import Image
+    from torchvision.transforms._presets import SemanticSegmentation
+
+    name = "segment_deeplabv3_photo_resize64"
+    torch.manual_seed(zlib.crc32(name.encode("ascii")))
+    path = os.path.join(REPO_ROOT, "tests", "fixtures", "images", "photo.png")
+    photo = Image.open(path).convert("RGB")
+    x = SemanticSegmentation(resize_size=64)(photo).unsqueeze(0)
+    model = narrow_segmentation("deeplabv3", "bottleneck", [1, 1, 2, 2], [4, 8, 12, 16], 8, 8,
+                                False, 21, [2, 4, 7], 16)
+    randomize_bn_affine(model)
+    calibrate_batchnorm(model, lambda: torch.randn(CALIBRATION_BATCH_SIZE, 3, *x.shape[2:]),
+                        CALIBRATION_BATCHES)
+    with torch.no_grad():
+        logits = model(x)["out"]
+        resized = F.interpolate(logits, size=(photo.height, photo.width), mode="bilinear",
+                                align_corners=False)
+    top2 = resized.topk(2, dim=1).values
+    classes = resized.argmax(1)[0].to(torch.uint8)
+    decisive = ((top2[:, 0] - top2[:, 1]) > 1e-4)[0].to(torch.uint8)
+    counts = torch.bincount(classes.flatten().long(), minlength=21)
+    found = (counts > 0.01 * classes.numel()).sum().item()
+    assert found >= 3, f"{name}: only {found} classes over 1% of the photo; pick another seed"
+    config = {"model": "deeplabv3", "aux": False, "block": "bottleneck", "layers": [1, 1, 2, 2],
+              "num_classes": 21, "output_stride": 8, "rates": [2, 4, 7], "dtype": "f32",
+              "resize": 64, "image": "images/photo.png"}
+    common = {"format": FORMAT, "version": VERSION, "case": name}
+    weights = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    save(os.path.join(out_dir, f"{name}.weights.safetensors"), weights,
+         dict(common, role="weights", config=json.dumps(config, sort_keys=True),
+              torch_version=torch.__version__))
+    save(os.path.join(out_dir, f"{name}.expected.safetensors"),
+         {"preprocessed": x.contiguous(), "output": logits.contiguous(),
+          "classes": classes.contiguous(), "decisive": decisive.contiguous()},
+         dict(common, role="expected"))
+    print(f"  {name}: input {tuple(x.shape)}, logits {tuple(logits.shape)}, {found} classes over "
+          f"1%, {100 * decisive.float().mean().item():.2f}% of pixels decisive")
+    return name
 
 
 FULL = {
@@ -335,7 +385,8 @@ def main():
     total = 0
     for name in cases:
         size = sum(os.path.getsize(os.path.join(out_dir, f"{name}.{role}.safetensors"))
-                   for role in ("weights", "input", "expected"))
+                   for role in ("weights", "input", "expected")
+                   if os.path.exists(os.path.join(out_dir, f"{name}.{role}.safetensors")))
         total += size
         print(f"  {name}: {size / 1024:.1f} KiB")
     print(f"wrote {len(cases)} cases ({3 * len(cases)} files, {total / 1024:.1f} KiB) to {out_dir}")

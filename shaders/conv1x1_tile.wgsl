@@ -14,16 +14,15 @@ struct BlockTile {
     pixels: vec4<u32>,  // the invocation's pixels, clamped to the last one
 }
 
-// Workgroup `group`'s image, block and run, and invocation `lid`'s pixels in it. Pixel runs
-// vary fastest: consecutive workgroups share a block of weights. Lanes past the last pixel read
-// the last pixel and do not store.
+// Workgroup `group`'s image, block and run (work_split: shaders/conv_params.wgsl), and
+// invocation `lid`'s pixels in it. Lanes past the last pixel read the last pixel and do not
+// store.
 fn block_tile(group: u32, lid: u32) -> BlockTile {
-    let tile = group % p.pixel_tiles;
-    let first = tile * WORKGROUP * PIX;
+    let split = work_split(group);
+    let first = split.z * WORKGROUP * PIX;
     let pixels = min(vec4<u32>(first + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WORKGROUP,
                      vec4<u32>(p.out_pixels - 1u));
-    return BlockTile(group / (p.pixel_tiles * p.channel_blocks),
-                     (group / p.pixel_tiles) % p.channel_blocks, first, pixels);
+    return BlockTile(split.x, split.y, first, pixels);
 }
 
 // Writes channels 4v..4v+3 of one pixel (if it exists) through the epilogue.

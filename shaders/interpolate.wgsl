@@ -39,18 +39,9 @@ override WORKGROUP: u32 = 64u;
 // No source column: forces the first load of a row in interpolate_rows.
 const in_w_none: u32 = 0xffffffffu;
 
-// Returns (i0, i1) and the weight of i1 along one axis.
+// bilinear_source(): shaders/bilinear.wgsl (prepended).
 fn source(dst: u32, in_size: u32, scale: f32) -> vec3<f32> {
-    var src: f32;
-    if (p.align_corners != 0u) {
-        src = scale * f32(dst);
-    } else {
-        src = max(scale * (f32(dst) + 0.5) - 0.5, 0.0);
-    }
-    let i0 = min(u32(src), in_size - 1u);
-    let i1 = min(i0 + 1u, in_size - 1u);
-    let lambda = clamp(src - f32(i0), 0.0, 1.0);
-    return vec3<f32>(f32(i0), f32(i1), lambda);
+    return bilinear_source(dst, in_size, scale, p.align_corners != 0u);
 }
 
 @compute @workgroup_size(WORKGROUP)

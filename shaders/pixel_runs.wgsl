@@ -39,12 +39,11 @@ struct RunTile {
     pixel: RunPixels,
 }
 
-// Workgroup `group`'s tile. Pixel runs vary fastest: consecutive workgroups share a block of
-// weights.
+// Workgroup `group`'s tile (work_split: shaders/conv_params.wgsl).
 fn run_tile(group: u32, lid: u32) -> RunTile {
-    let run = runs[group % p.pixel_tiles];
-    return RunTile(group / (p.pixel_tiles * p.channel_blocks),
-                   (group / p.pixel_tiles) % p.channel_blocks, run, run_pixels(run, lid));
+    let split = work_split(group);
+    let run = runs[split.z];
+    return RunTile(split.x, split.y, run, run_pixels(run, lid));
 }
 
 // Whether a tap at offset (dy, dx) from the strided pixel reads real input for the run's region.

@@ -31,6 +31,7 @@ pub mod context;
 pub mod error;
 pub mod files;
 pub mod graph;
+pub mod image;
 pub mod models;
 pub mod ops;
 pub mod pipeline;

@@ -37,6 +37,9 @@ enum Command {
     /// Run a model (a whole network or a context head) with PyTorch weights stored as
     /// safetensors on a safetensors input.
     Run(tools::run::RunArgs),
+    /// Segment a photo (or a directory of photos) with a whole network: a class map as an 8-bit
+    /// indexed PNG with the VOC palette, optionally an overlay and the logits.
+    Segment(tools::segment::SegmentArgs),
     /// Measure: the adapter's ceilings, single layers, and whole models against PyTorch.
     Bench(tools::bench::BenchArgs),
     /// Sweep the kernel variants and tiles of every convolution of a model on this adapter,
@@ -59,6 +62,9 @@ fn main() -> ExitCode {
         Command::Check { quick } => tools::check::main(quick),
         Command::Run(args) => {
             tools::run::run(&args, tools::open_context).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Segment(args) => {
+            tools::segment::run(&args, tools::open_context).map(|()| ExitCode::SUCCESS)
         }
         Command::Bench(args) => tools::bench::main(args),
         Command::Tune(args) => tools::tune::main(args),

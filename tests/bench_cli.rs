@@ -1,15 +1,16 @@
 //! `atrous bench aspp|ppm`: the per-layer table, its JSON and chart, and the PyTorch reference's
 //! failure mode, on small shapes (the real configurations belong to benchmarks, not tests).
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("atrous-bench-cli-{}-{name}", std::process::id()))
 }
 
 fn atrous(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_atrous"));
+    let mut command = common::atrous_command();
     command.args(args);
     for (k, v) in env {
         command.env(k, v);
@@ -152,4 +153,67 @@ fn bad_bench_arguments_are_usage_errors() {
     let (code, _, stderr) = atrous(&["bench", "ppm", "--size", "60,x"], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("H,W"), "{stderr}");
+}
+
+/// A whole network, per stage (the default) and per block: rows by module path, the plan's
+/// memory, JSON with the total and a record per row.
+#[test]
+fn network_bench_reports_stages_and_blocks() {
+    let (json, peak) = (temp("fcn.json"), peak_file("fcn"));
+    let base = [
+        "bench",
+        "fcn",
+        "--depth",
+        "18",
+        "--num-classes",
+        "5",
+        "--size",
+        "40,33",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--peak",
+    ];
+    let mut args = base.to_vec();
+    args.extend([peak.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    let (code, stdout, stderr) = atrous(&args, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for row in [
+        "stem",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "classifier",
+        "upsample",
+        "total",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(row)),
+            "no {row} row:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("plan memory"), "{stdout}");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(value["total"]["median_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(value["layers"].as_array().unwrap().len(), 7);
+    let mut args = base.to_vec();
+    args.extend([peak.to_str().unwrap(), "--per", "block"]);
+    let (code, stdout, stderr) = atrous(&args, &[]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for row in [
+        "backbone.layer1.0",
+        "backbone.layer1.1",
+        "backbone.layer4.1",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(row)),
+            "no {row} row:\n{stdout}"
+        );
+    }
+    for path in [json, peak] {
+        std::fs::remove_file(path).unwrap();
+    }
 }

@@ -1,9 +1,9 @@
 //! The `atrous` binary: `info` and `check` as a user runs them.
 
-use std::process::Command;
+mod common;
 
 fn atrous(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_atrous"));
+    let mut command = common::atrous_command();
     command.args(args);
     for (key, value) in env {
         command.env(key, value);
@@ -84,4 +84,36 @@ fn unknown_subcommand_is_a_usage_error() {
     let (code, _, stderr) = atrous(&["frobnicate"], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("Usage"), "{stderr}");
+}
+
+/// `atrous models` lists the registry, as a table and as the JSON the scripts read.
+#[test]
+fn models_lists_the_registry() {
+    let (code, stdout, stderr) = atrous(&["models"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    for name in [
+        "deeplabv3",
+        "fcn",
+        "pspnet",
+        "aspp",
+        "deeplab-head",
+        "ppm",
+        "psp-head",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(name)),
+            "no {name}:\n{stdout}"
+        );
+    }
+    let (code, stdout, _) = atrous(&["models", "--json"], &[]);
+    assert_eq!(code, 0);
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let deeplab = value["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "deeplabv3")
+        .unwrap();
+    assert_eq!(deeplab["default_rates"], serde_json::json!([12, 24, 36]));
+    assert_eq!(deeplab["default_output_stride"], 8);
 }

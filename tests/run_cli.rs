@@ -5,10 +5,10 @@
 
 mod common;
 mod graph_fixtures;
+mod network_fixtures;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use atrous::tools::run::read_input;
 use graph_fixtures::*;
@@ -23,7 +23,7 @@ struct Outcome {
 }
 
 fn atrous(args: &[OsString]) -> Outcome {
-    let output = Command::new(env!("CARGO_BIN_EXE_atrous"))
+    let output = common::atrous_command()
         .args(args)
         .output()
         .expect("run the atrous binary");
@@ -144,6 +144,47 @@ fn run_writes_pytorch_matching_output_for_every_fixture() {
         let (shape, data) = read_input(&output).unwrap();
         assert_eq!(shape, case.expected_shape, "{name}");
         assert_matches(&format!("atrous run {name}"), shape, &data, &case.expected);
+    }
+}
+
+/// Every whole-network fixture through the binary: `output` (and `aux` with `--aux`) match
+/// PyTorch's forward, and `-v` reports load time and plan memory.
+#[test]
+fn run_writes_pytorch_matching_outputs_for_every_network() {
+    for name in network_fixtures::CASES {
+        let case = network_fixtures::load(name);
+        let dir = TempDir::new("e2e-net");
+        let output = dir.join("out.safetensors");
+        let mut args: Vec<&str> = case.cli_args.iter().map(String::as_str).collect();
+        args.push("-v");
+        let outcome = atrous(&run_args(
+            &args,
+            &network_fixtures::path(name, "weights"),
+            &network_fixtures::path(name, "input"),
+            &output,
+        ));
+        assert!(outcome.success, "{name}: {}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains("plan:") && outcome.stderr.contains("MiB"),
+            "{}",
+            outcome.stderr
+        );
+        let written = read_raw(&output);
+        let names: Vec<&str> = written.iter().map(|t| t.name.as_str()).collect();
+        let mut expected: Vec<&str> = case.expected.iter().map(|(n, _, _)| n.as_str()).collect();
+        expected.sort();
+        assert_eq!(names, expected, "{name}");
+        for (out_name, shape, values) in &case.expected {
+            let t = written.iter().find(|t| &t.name == out_name).unwrap();
+            assert_eq!(&t.shape, &shape.to_vec(), "{name} {out_name}");
+            let data: Vec<f32> = bytemuck::pod_collect_to_vec(&t.bytes);
+            assert_matches(
+                &format!("atrous run {name} {out_name}"),
+                *shape,
+                &data,
+                values,
+            );
+        }
     }
 }
 

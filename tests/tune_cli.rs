@@ -1,15 +1,16 @@
 //! `atrous tune`: sweeps, verifies, stores winners per adapter and shape, and later runs use
 //! them. Each test has its own cache file (ATROUS_TUNE_CACHE).
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("atrous-tune-cli-{}-{name}", std::process::id()))
 }
 
 fn atrous(args: &[&str], cache: &PathBuf) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_atrous"))
+    let out = common::atrous_command()
         .args(args)
         .env("ATROUS_TUNE_CACHE", cache)
         .output()

@@ -285,9 +285,22 @@ impl Plan {
     /// Writes `data` as the input, runs, and reads every output back, holding the plan for
     /// the whole sequence so that another thread's run cannot interleave.
     pub fn execute(&self, ctx: &Context, data: &[f32]) -> Result<Vec<Vec<f32>>> {
+        self.execute_with(ctx, data, |plan| {
+            plan.outputs.iter().map(|(_, t)| t.to_vec(ctx)).collect()
+        })
+    }
+
+    /// Writes `data` as the input, runs, and lets `read` use the outputs on the GPU (a class
+    /// map from the logits, say), holding the plan until it returns.
+    pub fn execute_with<T>(
+        &self,
+        ctx: &Context,
+        data: &[f32],
+        read: impl FnOnce(&Plan) -> Result<T>,
+    ) -> Result<T> {
         let _turn = self.run_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.write_input(ctx, data)?;
         self.run(ctx)?;
-        self.outputs.iter().map(|(_, t)| t.to_vec(ctx)).collect()
+        read(self)
     }
 }

@@ -10,7 +10,11 @@ use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::shape::bilinear_scale;
 use crate::tensor::{OutputSlice, Tensor};
 
-const SHADER: Shader = shader!("interpolate", [Uniform, ReadOnly, ReadWrite]);
+const SHADER: Shader = shader!(
+    "interpolate",
+    prelude["bilinear"],
+    [Uniform, ReadOnly, ReadWrite]
+);
 
 // Mirrors `Params` in shaders/interpolate.wgsl field for field (12 x 4 bytes = 48 bytes).
 #[repr(C)]

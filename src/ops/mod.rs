@@ -10,6 +10,7 @@ pub mod conv2d;
 pub mod interpolate;
 pub mod max_pool2d;
 pub mod pack_channels;
+pub mod resize_argmax;
 
 pub use adaptive_avg_pool2d::adaptive_avg_pool2d;
 pub use batchnorm::{BatchNorm, BatchNorm2d};

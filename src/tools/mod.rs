@@ -8,6 +8,7 @@ pub mod check;
 pub mod info;
 pub mod plot;
 pub mod run;
+pub mod segment;
 pub mod tune;
 
 use std::process::ExitCode;

@@ -37,3 +37,28 @@ pub fn assert_close(
     );
     c
 }
+
+/// CRC-32 (ISO-HDLC, zlib's and PNG's): forged PNG chunks need it, and fixtures record it for
+/// data too large to commit. Bitwise: tests hash a few hundred kilobytes at most.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// The `atrous` binary, with a tune cache that does not exist: the command-line tests never
+/// read the user's (`~/.cache/atrous/tune.json`), whatever `atrous tune` left on this machine.
+pub fn atrous_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_atrous"));
+    let none = std::env::temp_dir().join(format!(
+        "atrous-tests-{}-no-tune-cache.json",
+        std::process::id()
+    ));
+    command.env("ATROUS_TUNE_CACHE", none);
+    command
+}
