@@ -213,6 +213,30 @@ pub fn interpolate(x: &HostTensor, [oh, ow]: [usize; 2], align_corners: bool) ->
     HostTensor::new([n, c, oh, ow], out)
 }
 
+/// The class of each pixel of one image's logits resized to `size` ([`interpolate`], then the
+/// first maximum over channels), with the margin between its two largest logits (a class map
+/// can only be compared where that margin exceeds float rounding).
+pub fn resize_argmax(x: &HostTensor, size: [usize; 2]) -> (Vec<u8>, Vec<f64>) {
+    let resized = interpolate(x, size, false);
+    let [_, c, h, w] = resized.shape;
+    (0..h * w)
+        .map(|pixel| {
+            let mut best = (0, f64::NEG_INFINITY);
+            let mut second = f64::NEG_INFINITY;
+            for class in 0..c {
+                let v = resized.data[class * h * w + pixel];
+                if v > best.1 {
+                    second = best.1;
+                    best = (class, v);
+                } else if v > second {
+                    second = v;
+                }
+            }
+            (best.0 as u8, best.1 - second)
+        })
+        .unzip()
+}
+
 pub fn concat(inputs: &[&HostTensor]) -> HostTensor {
     let [n, _, h, w] = inputs[0].shape;
     let channels: usize = inputs.iter().map(|t| t.shape[1]).sum();

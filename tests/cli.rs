@@ -41,6 +41,13 @@ fn check_passes_and_its_table_shows_every_op() {
         "adaptive_avg_pool2d",
         "interpolate",
         "concat",
+        "conv7x7s2_",
+        "conv3x3s2_",
+        "conv1x1s2_",
+        "max_pool2d",
+        "resize_argmax",
+        "+residual",
+        "image-bias",
     ] {
         assert!(stdout.contains(op), "no {op} row:\n{stdout}");
     }

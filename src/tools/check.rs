@@ -53,6 +53,13 @@ pub enum Case {
         output: [usize; 2],
         align_corners: bool,
     },
+    /// Logits resized to a photo's size and their argmax (`atrous segment`'s class map). Its
+    /// "relative error" is the share of pixels whose class differs where the reference's two
+    /// best logits are more than 1e-6 apart.
+    ResizeArgmax {
+        input: [usize; 4],
+        output: [usize; 2],
+    },
     Concat {
         n: usize,
         channels: Vec<usize>,
@@ -89,6 +96,7 @@ impl Case {
             Case::Pool { .. } => "adaptive_avg_pool2d".into(),
             Case::MaxPool { .. } => "max_pool2d".into(),
             Case::Interpolate { .. } => "interpolate".into(),
+            Case::ResizeArgmax { .. } => "resize_argmax".into(),
             Case::Concat { .. } => "concat".into(),
         }
     }
@@ -100,6 +108,7 @@ impl Case {
             | Case::BatchNorm { input, .. }
             | Case::Pool { input, .. }
             | Case::MaxPool { input, .. }
+            | Case::ResizeArgmax { input, .. }
             | Case::Interpolate { input, .. } => shape_text(*input),
             Case::Concat { n, channels, hw } => channels
                 .iter()
@@ -168,6 +177,7 @@ impl Case {
                     output[0], output[1]
                 )
             }
+            Case::ResizeArgmax { output, .. } => format!("out={}x{}", output[0], output[1]),
             Case::Concat { channels, .. } => format!("{} inputs", channels.len()),
         }
     }
@@ -305,6 +315,30 @@ impl Case {
                     ops::interpolate(ctx, &x, *output, *align_corners)?,
                     reference::interpolate(&hx, *output, *align_corners),
                 )
+            }
+            Case::ResizeArgmax { input, output } => {
+                let (x, hx) = upload(&mut rng, "logits", *input)?;
+                let classes = ops::resize_argmax::resize_argmax(ctx, &x, *output)?;
+                let (expected, margins) = reference::resize_argmax(&hx, *output);
+                let decisive: Vec<usize> =
+                    (0..margins.len()).filter(|&i| margins[i] > 1e-6).collect();
+                let wrong = decisive
+                    .iter()
+                    .filter(|&&i| classes[i] != expected[i])
+                    .count();
+                let comparison = Comparison {
+                    max_abs: wrong as f64,
+                    worst_index: 0,
+                    rel_l2: wrong as f64 / decisive.len().max(1) as f64,
+                };
+                return Ok(Row {
+                    op: self.op(),
+                    shape: self.shape(),
+                    params: self.params(),
+                    passed: wrong == 0 && !decisive.is_empty(),
+                    comparison,
+                    skipped: None,
+                });
             }
             Case::Concat { n, channels, hw } => {
                 let mut tensors = Vec::new();
@@ -549,6 +583,15 @@ pub fn cases(large: bool) -> Vec<Case> {
                 align_corners,
             });
         }
+    }
+    // Segmentation logits to a photo's size, up and down, odd sizes, a 1x1 map, one class.
+    for (input, output) in [
+        ([1, 21, 9, 12], [47, 61]),
+        ([1, 5, 13, 11], [7, 9]),
+        ([1, 3, 1, 1], [5, 6]),
+        ([1, 1, 4, 4], [3, 3]),
+    ] {
+        cases.push(Case::ResizeArgmax { input, output });
     }
     cases.push(Case::Concat {
         n: 1,
