@@ -43,7 +43,7 @@ stored weights.
 
 Regenerating
 ------------
-    /work/venv/bin/python scripts/make_graph_fixtures.py   # or any venv with
+    .venv/bin/python scripts/make_graph_fixtures.py   # or any venv with
                                  # torch, torchvision, safetensors
 
 Options: --out DIR (default tests/fixtures/graphs in the repository). Every

@@ -13,8 +13,8 @@
 // Output pixel (oy, ox) reads input (oy * stride - pad_h + ky * dilation, ox * stride - pad_w +
 // kx * dilation) for tap (ky, kx). Coordinates are signed and every tap is checked against
 // [0, H) x [0, W) explicitly: a tap in the padding contributes 0. The kernel size is a runtime
-// parameter: one pipeline serves the 7x7 stem, the 3x3s and the strided 1x1s, and the tap loops
-// are outside the channel loops, where their bound costs nothing.
+// parameter: one pipeline serves the 7x7 stem, the 3x3s and the strided 1x1s; in the blocked
+// kernels the tap loops are outside the channel loops, where their bound costs nothing.
 
 // Parameters, x, bias, y, residual and the epilogue store_output(): shaders/conv_params.wgsl
 // (prepended). Weights are declared as vec4 for the tiled variant; the direct variant indexes

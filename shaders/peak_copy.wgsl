@@ -19,7 +19,7 @@
 //
 // src, dst: (count,) vec4<f32>
 
-// Mirrors `PeakCopyParams` in src/bench/peak.rs field for field (16 bytes).
+// Mirrors `PeakCopyParams` in src/tools/bench/peak.rs field for field (16 bytes).
 struct Params {
     count: u32,          // vec4 elements in src and dst
     invocations: u32,    // total invocations in the grid

@@ -27,7 +27,7 @@
 //
 // out: (total invocations,) f32, one sum per invocation (meaningless; keeps the work alive)
 
-// Mirrors `PeakFmaParams` in src/bench/peak.rs field for field (48 bytes).
+// Mirrors `PeakFmaParams` in src/tools/bench/peak.rs field for field (48 bytes).
 struct Params {
     iterations: u32,
     _pad0: u32,

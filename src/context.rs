@@ -324,7 +324,7 @@ impl Context {
     }
 
     /// Whether shaders may use 64-bit integers (wgpu's SHADER_INT64), which the 64-bit loads
-    /// of `conv3x3_packed8` need. lavapipe: yes; the GL backend: no.
+    /// of the packed8 kernels need. lavapipe: yes; the GL backend: no.
     pub fn has_int64(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_INT64)
     }

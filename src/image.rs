@@ -814,27 +814,31 @@ pub fn overlay(photo: &RgbImage, classes: &[u8], alpha: f32) -> Result<RgbImage>
     })
 }
 
+/// Whether [`write_rgb`] writes `path` as a JPEG (`.jpg`, `.jpeg`) or a PNG (`.png`); any
+/// other name is an error.
+pub fn is_jpeg_name(path: &Path) -> Result<bool> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("png") => Ok(false),
+        Some("jpg" | "jpeg") => Ok(true),
+        Some(other) => Err(Error::file(
+            path.display(),
+            format!("expected a .png, .jpg or .jpeg file name, found extension .{other}"),
+        )),
+        None => Err(Error::file(
+            path.display(),
+            "expected a .png, .jpg or .jpeg file name, found no extension",
+        )),
+    }
+}
+
 /// Writes an RGB image as PNG or JPEG (quality 90) according to the extension of `path`
 /// (`.png`, `.jpg`, `.jpeg`, any case), through a temporary file and a rename.
 pub fn write_rgb(path: &Path, img: &RgbImage) -> Result<()> {
     let fail = |message: String| Error::file(path.display(), message);
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    let jpeg = match extension.as_deref() {
-        Some("png") => false,
-        Some("jpg" | "jpeg") => true,
-        Some(other) => {
-            return Err(fail(format!(
-                "expected a .png, .jpg or .jpeg file name, found extension .{other}"
-            )))
-        }
-        None => {
-            return Err(fail(
-                "expected a .png, .jpg or .jpeg file name, found no extension".into(),
-            ))
-        }
-    };
+    let jpeg = is_jpeg_name(path)?;
     img.check("image to write")?;
     let (w, h) = match (u32::try_from(img.width), u32::try_from(img.height)) {
         (Ok(w), Ok(h)) => (w, h),

@@ -25,6 +25,7 @@ enum Command {
     /// List the models atrous runs, with their options and the state_dict keys that identify
     /// them (`--json` for scripts).
     Models {
+        /// One JSON document: every model with its options, defaults and keys.
         #[arg(long)]
         json: bool,
     },
@@ -41,10 +42,21 @@ enum Command {
     /// indexed PNG with the VOC palette, optionally an overlay and the logits.
     Segment(tools::segment::SegmentArgs),
     /// Measure: the adapter's ceilings, single layers, and whole models against PyTorch.
+    #[command(
+        after_help = "Models: atrous bench MODEL [OPTIONS], MODEL any of `atrous models`, on \
+                      random weights, e.g. `atrous bench deeplabv3 --reference torch`; \
+                      `atrous bench MODEL --help` lists the options."
+    )]
     Bench(tools::bench::BenchArgs),
     /// Sweep the kernel variants and tiles of every convolution of a model on this adapter,
     /// verify each against the float64 reference, time them and keep the fastest in the tune
-    /// cache ($ATROUS_TUNE_CACHE, else ~/.cache/atrous/tune.json); `run` and `bench` use it.
+    /// cache ($ATROUS_TUNE_CACHE, else ~/.cache/atrous/tune.json); `run`, `segment` and
+    /// `bench` use it.
+    #[command(
+        after_help = "Models: atrous tune MODEL [OPTIONS], MODEL any of `atrous models`, with \
+                      the options of `atrous bench MODEL` (input size, batch, widths); \
+                      `atrous tune MODEL --help` lists them."
+    )]
     Tune(tools::tune::TuneArgs),
 }
 

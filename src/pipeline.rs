@@ -24,8 +24,8 @@ pub enum Binding {
     ReadWrite,
 }
 
-/// `shader!("conv3x3", [Uniform, ReadOnly, ...])` embeds shaders/conv3x3.wgsl;
-/// `shader!("conv3x3_subgroup", prelude ["subgroup_tile", ...], [...])` puts
+/// `shader!("conv2d", [Uniform, ReadOnly, ...])` embeds shaders/conv2d.wgsl;
+/// `shader!("conv2d_subgroup", prelude ["subgroup_tile", ...], [...])` puts
 /// shaders/subgroup_tile.wgsl, ... (code shared by several kernels; WGSL has no includes) in
 /// front of it.
 macro_rules! shader {
@@ -229,14 +229,13 @@ pub(crate) fn shape_text(shape: [usize; 4]) -> String {
     format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3])
 }
 
-/// One prepared kernel dispatch (or a short sequence of them, see [`Launch::after`]):
-/// everything needed to record it again, built once.
+/// One prepared kernel dispatch: everything needed to record it again, built once.
 pub struct Launch {
     pub label: String,
     /// What the dispatch computes and moves (for the benchmarks).
     pub cost: Cost,
     steps: Vec<Dispatch>,
-    /// Buffers private to the launch (e.g. an intermediate between its dispatches).
+    /// Buffers private to the launch (a tap-pruned kernel's table of pixel runs).
     owned: Vec<wgpu::Buffer>,
 }
 

@@ -5,22 +5,10 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::atrous;
+
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("atrous-bench-cli-{}-{name}", std::process::id()))
-}
-
-fn atrous(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = common::atrous_command();
-    command.args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let out = command.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Ceilings as `atrous bench peak --json` writes them, so tests skip the sweep.

@@ -2,19 +2,7 @@
 
 mod common;
 
-fn atrous(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut command = common::atrous_command();
-    command.args(args);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let out = command.output().expect("run atrous");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::atrous;
 
 #[test]
 fn info_lists_adapters_and_marks_the_chosen_one() {

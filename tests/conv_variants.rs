@@ -396,6 +396,18 @@ fn configs_round_trip_and_reject_bad_tiles() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("found 'fastest'"), "{error}");
+    // Zeros and absurd sizes never reach a launcher's arithmetic, whatever the variant.
+    for text in [
+        "tiled:c0p1w8",
+        "direct:c4p0w8",
+        "blocked:c8p1w0",
+        "subgroup:c16p1w99999999",
+    ] {
+        let error = parse(text, &ConvGeometry::same_3x3(1))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("register tile"), "{text}: {error}");
+    }
 
     let rejection = |config: ConvConfig, geometry: ConvGeometry| {
         let k = geometry.kernel_size;

@@ -8,6 +8,7 @@ mod graph_fixtures;
 
 use atrous::graph::StateDict;
 use atrous::models::Model;
+use common::TempDir;
 use graph_fixtures::*;
 
 fn run_golden(name: &str) {
@@ -135,6 +136,35 @@ fn one_graph_runs_on_several_input_shapes() {
         &output,
         &case.expected,
     );
+    // More shapes than a model keeps plans for: the first plan is dropped and built again.
+    for size in 6..6 + atrous::models::PLANS_KEPT {
+        graph
+            .run(
+                common::ctx(),
+                [1, 16, size, size],
+                &vec![0.5; 16 * size * size],
+            )
+            .unwrap();
+    }
+    let output = graph
+        .run(common::ctx(), case.input_shape, &case.input)
+        .unwrap();
+    assert_matches(
+        "PPM after its plan was dropped",
+        case.expected_shape,
+        &output,
+        &case.expected,
+    );
+}
+
+#[test]
+fn a_graph_without_outputs_is_an_error() {
+    let error = atrous::graph::GraphBuilder::new()
+        .finish(vec![])
+        .err()
+        .expect("a graph without outputs")
+        .to_string();
+    assert!(error.contains("at least one output"), "{error}");
 }
 
 /// A fixture of another version must stop the tests, not be compared silently.

@@ -288,7 +288,7 @@ fn concat_variants_copy_exactly_into_channel_slices() {
             shape[3],
         ];
         let mut variants = vec![ConcatVariant::Scalar];
-        if shape[2] * shape[3] % 4 == 0 {
+        if (shape[2] * shape[3]).is_multiple_of(4) {
             variants.push(ConcatVariant::Vec4);
         }
         assert_eq!(ConcatVariant::for_shape(shape), *variants.last().unwrap());

@@ -11,27 +11,12 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use atrous::tools::run::read_input;
+use common::{atrous, TempDir};
 use graph_fixtures::*;
 use safetensors::Dtype;
 
 const ASPP: &str = CASES[0];
 const PPM: &str = CASES[5];
-
-struct Outcome {
-    success: bool,
-    stderr: String,
-}
-
-fn atrous(args: &[OsString]) -> Outcome {
-    let output = common::atrous_command()
-        .args(args)
-        .output()
-        .expect("run the atrous binary");
-    Outcome {
-        success: output.status.success(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 /// `atrous run <graph args> --weights W --input X --output Y`.
 fn run_args(graph_args: &[&str], weights: &Path, input: &Path, output: &Path) -> Vec<OsString> {
@@ -51,22 +36,19 @@ fn run_args(graph_args: &[&str], weights: &Path, input: &Path, output: &Path) ->
 
 /// Runs a command that must fail; checks the message and that `dir` holds only `inputs`.
 fn expect_failure(dir: &TempDir, inputs: &[&str], args: &[OsString], needles: &[&str]) {
-    let outcome = atrous(args);
+    let (code, _, stderr) = atrous(args, &[]);
     assert!(
-        !outcome.success,
-        "expected a failure, got success; stderr:\n{}",
-        outcome.stderr
+        code != 0,
+        "expected a failure, got success; stderr:\n{stderr}"
     );
     assert!(
-        !outcome.stderr.contains("panicked"),
-        "the binary panicked:\n{}",
-        outcome.stderr
+        !stderr.contains("panicked"),
+        "the binary panicked:\n{stderr}"
     );
     for needle in needles {
         assert!(
-            outcome.stderr.contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            outcome.stderr
+            stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{stderr}"
         );
     }
     let mut expected: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
@@ -127,13 +109,16 @@ fn run_writes_pytorch_matching_output_for_every_fixture() {
         let dir = TempDir::new("e2e");
         let output = dir.join("out.safetensors");
         let args: Vec<&str> = case.cli_args.iter().map(String::as_str).collect();
-        let outcome = atrous(&run_args(
-            &args,
-            &fixture_path(name, "weights"),
-            &fixture_path(name, "input"),
-            &output,
-        ));
-        assert!(outcome.success, "{name}: {}", outcome.stderr);
+        let (code, _, stderr) = atrous(
+            &run_args(
+                &args,
+                &fixture_path(name, "weights"),
+                &fixture_path(name, "input"),
+                &output,
+            ),
+            &[],
+        );
+        assert!(code == 0, "{name}: {stderr}");
         assert_eq!(dir.files(), ["out.safetensors"], "{name}");
         let tensors = read_raw(&output);
         assert_eq!(tensors.len(), 1);
@@ -157,17 +142,19 @@ fn run_writes_pytorch_matching_outputs_for_every_network() {
         let output = dir.join("out.safetensors");
         let mut args: Vec<&str> = case.cli_args.iter().map(String::as_str).collect();
         args.push("-v");
-        let outcome = atrous(&run_args(
-            &args,
-            &network_fixtures::path(name, "weights"),
-            &network_fixtures::path(name, "input"),
-            &output,
-        ));
-        assert!(outcome.success, "{name}: {}", outcome.stderr);
+        let (code, _, stderr) = atrous(
+            &run_args(
+                &args,
+                &network_fixtures::path(name, "weights"),
+                &network_fixtures::path(name, "input"),
+                &output,
+            ),
+            &[],
+        );
+        assert!(code == 0, "{name}: {stderr}");
         assert!(
-            outcome.stderr.contains("plan:") && outcome.stderr.contains("MiB"),
-            "{}",
-            outcome.stderr
+            stderr.contains("plan:") && stderr.contains("MiB"),
+            "{stderr}"
         );
         let written = read_raw(&output);
         let names: Vec<&str> = written.iter().map(|t| t.name.as_str()).collect();
@@ -202,8 +189,8 @@ fn run_with_prefix_on_a_whole_model_file() {
     let output = dir.join("out.safetensors");
     let mut args = run_args(&ASPP_ARGS, &weights, &fixture_path(ASPP, "input"), &output);
     args.extend(["--prefix".into(), "classifier.0.".into()]);
-    let outcome = atrous(&args);
-    assert!(outcome.success, "{}", outcome.stderr);
+    let (code, _, stderr) = atrous(&args, &[]);
+    assert!(code == 0, "{stderr}");
     let (shape, data) = read_input(&output).unwrap();
     assert_matches("atrous run --prefix", shape, &data, &case.expected);
 }

@@ -8,7 +8,6 @@
 //! way a run can be wrong.
 
 mod common;
-mod graph_fixtures;
 mod network_fixtures;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 use atrous::graph::StateDict;
 use atrous::image;
 use atrous::models::{Model, ModelOptions};
-use graph_fixtures::TempDir;
+use common::{atrous, TempDir};
 
 const CASE: &str = "segment_deeplabv3_photo_resize64";
 
@@ -103,15 +102,6 @@ fn segment_matches_torchvision_on_a_real_photo() {
     assert!(distinct.len() >= 3, "a trivial class map: {distinct:?}");
 }
 
-fn atrous(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let out = common::atrous_command().args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Reads an 8-bit indexed PNG: (width, height, indices, palette).
 fn read_indexed(path: &Path) -> (u32, u32, Vec<u8>, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
@@ -159,8 +149,8 @@ fn segment_command_writes_the_class_map_overlay_and_logits() {
         args.push(path.into());
     }
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let (ok, stdout, stderr) = atrous(&refs);
-    assert!(ok, "{stderr}");
+    let (code, stdout, stderr) = atrous(&refs, &[]);
+    assert!(code == 0, "{stderr}");
     assert!(
         stdout.contains("background") && stdout.contains('%'),
         "{stdout}"
@@ -215,8 +205,8 @@ fn segment_command_takes_a_directory_of_photos() {
         args.push(path.into());
     }
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-    let (ok, stdout, stderr) = atrous(&refs);
-    assert!(ok, "{stderr}");
+    let (code, stdout, stderr) = atrous(&refs, &[]);
+    assert!(code == 0, "{stderr}");
     let mut written: Vec<String> = std::fs::read_dir(&masks)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -246,8 +236,8 @@ fn segment_errors_name_the_problem() {
             args.push(path.into());
         }
         let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        let (ok, _, stderr) = atrous(&refs);
-        assert!(!ok, "succeeded: {args:?}");
+        let (code, _, stderr) = atrous(&refs, &[]);
+        assert!(code != 0, "succeeded: {args:?}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         for needle in needles {
             assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
@@ -305,7 +295,47 @@ fn segment_errors_name_the_problem() {
         &mask,
         &["no PSPNet", "a whole DeepLabV3"],
     );
+    // segment maps the main head only.
+    run(
+        &["deeplabv3", "--rates", "2,4,7", "--aux"],
+        &photo,
+        &mask,
+        &["--aux", "atrous run --aux"],
+    );
+    // An overlay it cannot write is refused before the mask is written.
+    let overlay = dir.join("overlay.bmp");
+    let overlay = overlay.to_str().unwrap();
+    run(
+        &["deeplabv3", "--rates", "2,4,7", "--overlay", overlay],
+        &photo,
+        &mask,
+        &["overlay.bmp", "extension .bmp"],
+    );
+    // Never over a photo it reads, never one file for two outputs.
+    let own = dir.join("own.png");
+    std::fs::copy(&photo, &own).unwrap();
+    run(&deeplab, &own, &own, &["own.png", "overwrite the photo"]);
+    let mask_str = mask.to_str().unwrap();
+    run(
+        &["deeplabv3", "--rates", "2,4,7", "--overlay", mask_str],
+        &photo,
+        &mask,
+        &["mask.png", "written twice"],
+    );
+    // Two photos of one name in a directory would share their class map's name.
+    let photos = dir.join("twins");
+    std::fs::create_dir(&photos).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images");
+    std::fs::copy(source.join("photo.png"), photos.join("a.png")).unwrap();
+    std::fs::copy(source.join("photo.jpg"), photos.join("a.jpg")).unwrap();
+    run(
+        &deeplab,
+        &photos,
+        &dir.join("masks"),
+        &["a.png", "written twice", "a.jpg"],
+    );
+    assert!(!dir.join("masks").exists(), "a directory was made");
     let mut left: Vec<String> = dir.files();
-    left.retain(|f| !["notes.png", "huge.png"].contains(&f.as_str()));
+    left.retain(|f| !["notes.png", "huge.png", "own.png", "twins"].contains(&f.as_str()));
     assert!(left.is_empty(), "left behind: {left:?}");
 }

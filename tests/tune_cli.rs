@@ -3,23 +3,20 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use common::atrous;
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("atrous-tune-cli-{}-{name}", std::process::id()))
 }
 
-fn atrous(args: &[&str], cache: &PathBuf) -> (i32, String, String) {
-    let out = common::atrous_command()
-        .args(args)
-        .env("ATROUS_TUNE_CACHE", cache)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// The environment that points `atrous` at the tune cache `path`.
+fn cache_env(path: &Path) -> [(&'static str, &str); 1] {
+    [(
+        "ATROUS_TUNE_CACHE",
+        path.to_str().expect("a UTF-8 temp path"),
+    )]
 }
 
 const PPM: [&str; 8] = [
@@ -43,7 +40,7 @@ fn tuned_winners_are_stored_reported_and_used() {
     let mut args = vec!["tune", "ppm"];
     args.extend(PPM);
     args.extend(["--runs", "1", "--warmup", "0"]);
-    let (code, stdout, stderr) = atrous(&args, &cache);
+    let (code, stdout, stderr) = atrous(&args, &cache_env(&cache));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(
         stdout.contains("stages.0") && stdout.contains("bottleneck"),
@@ -79,7 +76,7 @@ fn tuned_winners_are_stored_reported_and_used() {
         );
     }
 
-    let (code, report, _) = atrous(&["tune", "--report"], &cache);
+    let (code, report, _) = atrous(&["tune", "--report"], &cache_env(&cache));
     assert_eq!(code, 0);
     assert!(
         report.contains(key_3x3) && report.contains("winner"),
@@ -101,7 +98,7 @@ fn tuned_winners_are_stored_reported_and_used() {
         "--peak",
         peak.to_str().unwrap(),
     ]);
-    let (code, stdout, stderr) = atrous(&args, &cache);
+    let (code, stdout, stderr) = atrous(&args, &cache_env(&cache));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let bottleneck = stdout
         .lines()
@@ -118,10 +115,10 @@ fn tuned_winners_are_stored_reported_and_used() {
 fn a_corrupt_cache_is_an_error_for_tune_and_a_warning_elsewhere() {
     let cache = temp("corrupt.json");
     std::fs::write(&cache, "{ not json").unwrap();
-    let (code, _, stderr) = atrous(&["tune", "--report"], &cache);
+    let (code, _, stderr) = atrous(&["tune", "--report"], &cache_env(&cache));
     assert_ne!(code, 0);
     assert!(stderr.contains("not an atrous tune cache"), "{stderr}");
-    let (code, _, stderr) = atrous(&["check", "--quick"], &cache);
+    let (code, _, stderr) = atrous(&["check", "--quick"], &cache_env(&cache));
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("warning: ignoring the tune cache"),
@@ -130,9 +127,24 @@ fn a_corrupt_cache_is_an_error_for_tune_and_a_warning_elsewhere() {
     std::fs::remove_file(cache).unwrap();
 }
 
+/// A cache of the current version (2, src/tools/tune.rs) without its `adapters` is refused for
+/// that, not for its version.
+#[test]
+fn a_cache_without_adapters_is_an_error_that_says_so() {
+    let cache = temp("no-adapters.json");
+    std::fs::write(&cache, r#"{"version": 2}"#).unwrap();
+    let (code, _, stderr) = atrous(&["tune", "--report"], &cache_env(&cache));
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("not an atrous tune cache: no adapters"),
+        "{stderr}"
+    );
+    std::fs::remove_file(cache).unwrap();
+}
+
 #[test]
 fn tune_without_a_graph_is_a_usage_error() {
-    let (code, _, stderr) = atrous(&["tune"], &temp("unused.json"));
+    let (code, _, stderr) = atrous(&["tune"], &cache_env(&temp("unused.json")));
     assert_eq!(code, 2);
     assert!(stderr.contains("--report"), "{stderr}");
 }

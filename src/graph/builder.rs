@@ -542,6 +542,9 @@ impl GraphBuilder {
 
     /// The finished graph with its named outputs.
     pub fn finish(self, outputs: Vec<(&str, Value)>) -> Result<Graph> {
+        if outputs.is_empty() {
+            return Err(Error::invalid("graph", "a graph needs at least one output"));
+        }
         let in_channels = self.channels[0].ok_or_else(|| {
             Error::invalid(
                 "graph",

@@ -179,11 +179,11 @@ pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> Me
     };
     let mut first = vec![usize::MAX; count];
     let mut last = vec![0usize; count];
-    for index in 0..count {
+    for (index, readers) in consumers.iter().enumerate() {
         let root = resolve(&locations, Value(index)).0;
         first[root] = first[root].min(index);
         last[root] = last[root].max(index);
-        for &reader in &consumers[index] {
+        for &reader in readers {
             last[root] = last[root].max(reader);
         }
     }

@@ -24,7 +24,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Conv, GraphBuilder, Size, StateDict, Value};
-use crate::models::{join, synthetic, ModelSpec, Setting, Settings};
+use crate::models::{join, synthetic, ModelSpec, Outputs, Setting, Settings};
 
 /// torchvision's `ASPP` on `x`; `w` is the view at the ASPP's keys.
 pub fn aspp(g: &mut GraphBuilder, w: &StateDict, rates: &[usize], x: Value) -> Result<Value> {
@@ -182,39 +182,23 @@ fn resized(g: &mut GraphBuilder, logits: Value, size: Option<[usize; 2]>) -> Res
     }
 }
 
-fn build_aspp(
-    g: &mut GraphBuilder,
-    w: &StateDict,
-    s: &Settings,
-) -> Result<Vec<(&'static str, Value)>> {
+fn build_aspp(g: &mut GraphBuilder, w: &StateDict, s: &Settings) -> Result<Outputs> {
     let x = g.input();
     Ok(vec![("output", aspp(g, w, &s.rates, x)?)])
 }
 
-fn build_deeplab_head(
-    g: &mut GraphBuilder,
-    w: &StateDict,
-    s: &Settings,
-) -> Result<Vec<(&'static str, Value)>> {
+fn build_deeplab_head(g: &mut GraphBuilder, w: &StateDict, s: &Settings) -> Result<Outputs> {
     let x = g.input();
     let logits = deeplab_head(g, w, &s.rates, x)?;
     Ok(vec![("output", resized(g, logits, s.size)?)])
 }
 
-fn build_ppm(
-    g: &mut GraphBuilder,
-    w: &StateDict,
-    s: &Settings,
-) -> Result<Vec<(&'static str, Value)>> {
+fn build_ppm(g: &mut GraphBuilder, w: &StateDict, s: &Settings) -> Result<Outputs> {
     let x = g.input();
     Ok(vec![("output", ppm(g, w, &s.bins, x)?)])
 }
 
-fn build_psp_head(
-    g: &mut GraphBuilder,
-    w: &StateDict,
-    s: &Settings,
-) -> Result<Vec<(&'static str, Value)>> {
+fn build_psp_head(g: &mut GraphBuilder, w: &StateDict, s: &Settings) -> Result<Outputs> {
     let x = g.input();
     let features = ppm(g, &w.sub("0."), &s.bins, x)?;
     let logits = g.conv(&w.path("1"), w, "1", features, Conv::k(1))?;
@@ -230,6 +214,9 @@ pub const ASPP: ModelSpec = ModelSpec {
     default_rates: None,
     default_bins: None,
     default_output_stride: None,
+    takes_image: false,
+    typical_input: [33, 33],
+    example_rates: Some(&[6, 12, 18]),
     signature: &["convs.0.0.weight", "project.0.weight"],
     build: build_aspp,
     synthetic: synthetic::aspp,
@@ -244,6 +231,9 @@ pub const DEEPLAB_HEAD: ModelSpec = ModelSpec {
     default_rates: Some(&[12, 24, 36]),
     default_bins: None,
     default_output_stride: None,
+    takes_image: false,
+    typical_input: [33, 33],
+    example_rates: None,
     signature: &["0.convs.0.0.weight", "4.weight"],
     build: build_deeplab_head,
     synthetic: synthetic::deeplab_head,
@@ -258,6 +248,9 @@ pub const PPM: ModelSpec = ModelSpec {
     default_rates: None,
     default_bins: Some(&[1, 2, 3, 6]),
     default_output_stride: None,
+    takes_image: false,
+    typical_input: [60, 60],
+    example_rates: None,
     signature: &["stages.0.1.weight", "bottleneck.0.weight"],
     build: build_ppm,
     synthetic: synthetic::ppm,
@@ -272,6 +265,9 @@ pub const PSP_HEAD: ModelSpec = ModelSpec {
     default_rates: None,
     default_bins: Some(&[1, 2, 3, 6]),
     default_output_stride: None,
+    takes_image: false,
+    typical_input: [60, 60],
+    example_rates: None,
     signature: &["0.stages.0.1.weight", "1.weight"],
     build: build_psp_head,
     synthetic: synthetic::psp_head,

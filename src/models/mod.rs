@@ -18,7 +18,6 @@ pub mod networks;
 pub mod resnet;
 pub mod synthetic;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::context::Context;
@@ -105,6 +104,12 @@ impl Default for Synthetic {
     }
 }
 
+/// A built graph's named outputs, `output` first.
+pub type Outputs = Vec<(&'static str, Value)>;
+
+/// A plan cache entry: (context id, input shape) and the plan.
+type CachedPlan = ((u64, [usize; 4]), Arc<Plan>);
+
 /// One model of the registry.
 pub struct ModelSpec {
     /// The command-line name: `atrous run <name>`.
@@ -120,12 +125,21 @@ pub struct ModelSpec {
     pub default_rates: Option<&'static [usize]>,
     pub default_bins: Option<&'static [usize]>,
     pub default_output_stride: Option<usize>,
+    /// Whether it reads images (3 channels), else feature maps.
+    pub takes_image: bool,
+    /// The input H, W it is usually run at (benchmarks and the tuner default to it): 520 for
+    /// torchvision's segmentation models, 473 for PSPNet, their heads' maps at output stride
+    /// 16 (DeepLab, 33) or 8 (PSPNet, 60).
+    pub typical_input: [usize; 2],
+    /// Rates for random weights when the model has no default (ASPP: the 6,12,18 of
+    /// torchvision's examples).
+    pub example_rates: Option<&'static [usize]>,
     /// Keys every state_dict of the model has; the first is named when it is missing.
     pub signature: &'static [&'static str],
     /// Builds the graph from the weights; returns the named outputs (`output` first).
-    pub build: fn(&mut GraphBuilder, &StateDict, &Settings) -> Result<Vec<(&'static str, Value)>>,
+    pub build: fn(&mut GraphBuilder, &StateDict, &Settings) -> Result<Outputs>,
     /// Random weights of the model's architecture (keys and shapes as PyTorch's).
-    pub synthetic: fn(&Synthetic, &Settings, u64) -> Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub synthetic: fn(&Synthetic, &Settings, u64) -> synthetic::Tensors,
 }
 
 /// Every model, most specific state_dict signature first (a whole network's keys contain its
@@ -287,13 +301,17 @@ pub fn guess(weights: &StateDict) -> Option<&'static ModelSpec> {
         .find(|spec| spec.signature.iter().all(|key| weights.contains(key)))
 }
 
+/// How many plans a [`Model`] keeps (two: a batch split into chunks runs a full chunk and
+/// a remainder).
+pub const PLANS_KEPT: usize = 2;
+
 /// A model: its graph, built once from the weights, and its plans, one per input shape.
 pub struct Model {
     spec: &'static ModelSpec,
     settings: Settings,
     graph: Graph,
-    /// Plans by context and input shape.
-    plans: Mutex<HashMap<(u64, [usize; 4]), Arc<Plan>>>,
+    /// The plans used last, by context and input shape, most recent last.
+    plans: Mutex<Vec<CachedPlan>>,
 }
 
 /// One output of a run: its name (`output`, `aux`), shape and values (NCHW).
@@ -327,7 +345,7 @@ impl Model {
             spec,
             settings,
             graph: g.finish(outputs)?,
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(Vec::new()),
         })
     }
 
@@ -397,16 +415,21 @@ impl Model {
         Ok(self.output_shapes(input_shape)?[0].1)
     }
 
-    /// The prepared plan for `input_shape` on `ctx`: built on first use, then shared.
+    /// The prepared plan for `input_shape` on `ctx`: built on first use, then shared. The
+    /// model keeps the [`PLANS_KEPT`] plans used last (a plan holds its activations on the
+    /// GPU: a directory of photos of many sizes must not keep one per size).
     pub fn plan(&self, ctx: &Context, input_shape: [usize; 4]) -> Result<Arc<Plan>> {
         self.check_input(input_shape)?;
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
         let key = (ctx.id(), input_shape);
-        if let Some(plan) = plans.get(&key) {
-            return Ok(plan.clone());
+        let plan = match plans.iter().position(|(k, _)| *k == key) {
+            Some(i) => plans.remove(i).1,
+            None => Arc::new(Plan::build(ctx, &self.graph, input_shape)?),
+        };
+        if plans.len() >= PLANS_KEPT {
+            plans.remove(0);
         }
-        let plan = Arc::new(Plan::build(ctx, &self.graph, input_shape)?);
-        plans.insert(key, plan.clone());
+        plans.push((key, plan.clone()));
         Ok(plan)
     }
 
@@ -458,19 +481,22 @@ impl Model {
         Ok(outputs)
     }
 
-    /// The largest batch (up to `input_shape`'s) whose tensors each fit one storage binding.
-    fn batch_that_fits(&self, ctx: &Context, input_shape: [usize; 4]) -> Result<usize> {
-        let n = input_shape[0];
-        match self.plan(ctx, input_shape) {
-            Ok(_) => Ok(n),
-            Err(Error::TooLarge { bytes, limit, .. }) if n > 1 => {
-                // Every tensor's size is linear in the batch.
-                let per_image = bytes.div_ceil(n as u64);
-                let fits = (limit / per_image).clamp(1, n as u64 - 1) as usize;
-                self.plan(ctx, [fits, input_shape[1], input_shape[2], input_shape[3]])?;
-                Ok(fits)
+    /// The largest batch (up to `input_shape`'s) whose tensors each fit one storage binding:
+    /// the chunks [`Model::run_all`] runs.
+    pub fn batch_that_fits(&self, ctx: &Context, input_shape: [usize; 4]) -> Result<usize> {
+        let [_, c, h, w] = input_shape;
+        let mut batch = input_shape[0];
+        loop {
+            match self.plan(ctx, [batch, c, h, w]) {
+                Ok(_) => return Ok(batch),
+                // Every tensor's size is linear in the batch; the tensor named may not be the
+                // largest, so shrink until every one fits.
+                Err(Error::TooLarge { bytes, limit, .. }) if batch > 1 => {
+                    let per_image = bytes.div_ceil(batch as u64);
+                    batch = (limit / per_image).clamp(1, batch as u64 - 1) as usize;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
     }
 }

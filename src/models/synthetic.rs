@@ -5,7 +5,8 @@
 use crate::models::{Settings, Synthetic};
 use crate::rng::Rng;
 
-type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+/// Named tensors with their shapes, as `StateDict::from_tensors` takes them.
+pub type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 struct Writer {
     rng: Rng,

@@ -38,7 +38,7 @@ pub enum ConcatVariant {
 impl ConcatVariant {
     /// The variant the launcher picks for an input of `shape`: vec4 whenever it applies.
     pub fn for_shape(shape: [usize; 4]) -> ConcatVariant {
-        if (shape[2] * shape[3]) % 4 == 0 {
+        if (shape[2] * shape[3]).is_multiple_of(4) {
             ConcatVariant::Vec4
         } else {
             ConcatVariant::Scalar

@@ -1,8 +1,8 @@
 //! Launcher of `shaders/pack_channels.wgsl`: NCHW to the channel-packed layout of the packed
 //! convolution kernels.
 //!
-//! x: (N, C, H, W)  y: (N, ceil(C / P), H, W, P), zeros past C, with P = 4 (conv3x3_packed) or
-//! 8 (conv3x3_packed8, conv1x1_packed8); as an NCHW tensor (N, ceil(C / P), H, P*W).
+//! x: (N, C, H, W)  y: (N, ceil(C / P), H, W, P), zeros past C, with P = 4 (conv2d_packed) or
+//! 8 (conv2d_packed8, conv1x1_packed8); as an NCHW tensor (N, ceil(C / P), H, P*W).
 
 use crate::context::Context;
 use crate::error::Error;

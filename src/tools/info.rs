@@ -54,6 +54,8 @@ pub fn models(as_json: bool) -> Result<ExitCode> {
                     "default_bins": spec.default_bins,
                     "default_output_stride": spec.default_output_stride,
                     "keys": spec.signature,
+                    "input": if spec.takes_image { "image" } else { "features" },
+                    "typical_input": spec.typical_input,
                 })
             })
             .collect();
@@ -84,6 +86,13 @@ pub fn models(as_json: bool) -> Result<ExitCode> {
             println!("{:<13} options: {}", "", options.join(", "));
         }
         println!("{:<13} keys: {}", "", spec.signature.join(", "));
+        let [h, w] = spec.typical_input;
+        let input = if spec.takes_image {
+            "images"
+        } else {
+            "feature maps"
+        };
+        println!("{:<13} input: {input}, typically {h}x{w}", "");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,7 +68,7 @@ pub fn parse_hw(text: &str) -> std::result::Result<[usize; 2], String> {
 #[derive(Args, Clone, Debug)]
 pub struct TimingArgs {
     /// Timed runs (median, min and max are reported).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = parse_positive)]
     pub runs: usize,
     /// Untimed runs first.
     #[arg(long, default_value_t = 2)]
@@ -82,7 +82,7 @@ impl TimingArgs {
     pub fn options(&self) -> TimingOptions {
         TimingOptions {
             warmup: self.warmup,
-            runs: self.runs.max(1),
+            runs: self.runs,
             force_wall_clock: self.wall_clock,
         }
     }

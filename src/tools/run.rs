@@ -31,7 +31,7 @@ use crate::graph::state_dict::shape_text;
 use crate::graph::StateDict;
 use crate::models::{self, Model, ModelOptions, Output};
 
-/// The model and its options, shared by `run`, `segment` and `bench`.
+/// The model and its options, shared by `run` and `segment`.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// The model (`atrous models` lists them with their options).
@@ -181,13 +181,17 @@ pub fn read_input(path: &Path) -> Result<([usize; 4], Vec<f32>)> {
     Ok((shape, file.tensor(name)?.data))
 }
 
-/// Writes `outputs` as f32 tensors under their names: to a temporary file in the same
-/// directory, then renamed over `path`, so a failure never leaves a partial file.
-pub fn write_outputs(
-    path: &Path,
-    outputs: &[Output],
-    metadata: HashMap<String, String>,
-) -> Result<()> {
+/// Writes `outputs` of `model` as f32 tensors under their names (the producer and the model in
+/// the metadata): to a temporary file in the same directory, then renamed over `path`, so a
+/// failure never leaves a partial file.
+pub fn write_outputs(path: &Path, outputs: &[Output], model: &str) -> Result<()> {
+    let metadata = HashMap::from([
+        (
+            "producer".to_string(),
+            format!("atrous {}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("model".to_string(), model.to_string()),
+    ]);
     let fail = |message: String| Error::file(path.display(), message);
     let views = outputs
         .iter()
@@ -248,14 +252,7 @@ pub fn run(args: &RunArgs, ctx: impl FnOnce() -> Result<Context>) -> Result<()> 
     let started = Instant::now();
     let outputs = model.run_all(&ctx, input_shape, &input)?;
     let ran = started.elapsed();
-    let metadata = HashMap::from([
-        (
-            "producer".to_string(),
-            format!("atrous {}", env!("CARGO_PKG_VERSION")),
-        ),
-        ("model".to_string(), model.name().to_string()),
-    ]);
-    write_outputs(&args.output, &outputs, metadata)?;
+    write_outputs(&args.output, &outputs, model.name())?;
     let described: Vec<String> = shapes
         .iter()
         .map(|(name, shape)| format!("{name} {}", Shape(*shape)))
@@ -269,10 +266,10 @@ pub fn run(args: &RunArgs, ctx: impl FnOnce() -> Result<Context>) -> Result<()> 
     );
     if args.verbose {
         let [_, c, h, w] = input_shape;
-        // The batch may have run one image at a time (see `Model::run_all`).
+        // The batch may have run in smaller chunks (see `Model::run_all`): their plan.
         let plan = model
-            .plan(&ctx, input_shape)
-            .or_else(|_| model.plan(&ctx, [1, c, h, w]));
+            .batch_that_fits(&ctx, input_shape)
+            .and_then(|chunk| model.plan(&ctx, [chunk, c, h, w]));
         eprintln!(
             "adapter: {} ({})",
             ctx.adapter().describe(),

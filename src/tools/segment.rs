@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::graph::StateDict;
 use crate::image::{self, RgbImage};
 use crate::models::{Model, Output};
-use crate::tools::run::{check_output_dir, write_outputs, ModelArgs};
+use crate::tools::run::{check_output_dir, output_dir, write_outputs, ModelArgs};
 
 #[derive(Args, Debug)]
 pub struct SegmentArgs {
@@ -69,7 +69,54 @@ fn is_photo(path: &Path) -> bool {
         .is_some_and(|e| matches!(e.as_str(), "png" | "jpg" | "jpeg"))
 }
 
-/// The photos to segment and where each one's files go.
+/// A path as it will be opened: the existing part resolved (links, `..`), so two spellings
+/// of one file compare equal.
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(full) = path.canonicalize() {
+        return full;
+    }
+    let dir = output_dir(path);
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    dir.join(path.file_name().unwrap_or_default())
+}
+
+/// Refuses jobs that would write one file twice or write over a photo they read.
+fn check_distinct(jobs: &[Job]) -> Result<()> {
+    let photos: HashMap<PathBuf, &Path> = jobs
+        .iter()
+        .map(|j| (resolved(&j.image), j.image.as_path()))
+        .collect();
+    let mut written: HashMap<PathBuf, &Path> = HashMap::new();
+    for job in jobs {
+        for path in [Some(&job.output), job.overlay.as_ref(), job.logits.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let key = resolved(path);
+            if let Some(photo) = photos.get(&key) {
+                return Err(Error::file(
+                    path.display(),
+                    format!("would overwrite the photo {}", photo.display()),
+                ));
+            }
+            if let Some(earlier) = written.insert(key, &job.image) {
+                return Err(Error::file(
+                    path.display(),
+                    format!(
+                        "written twice: for {} and for {} (photos of one name with different \
+                         extensions, or one path given to two options)",
+                        earlier.display(),
+                        job.image.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The photos to segment and where each one's files go; every path checked, and the output
+/// directories made, before anything runs.
 fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
     if !args.image.is_dir() {
         for path in [
@@ -82,12 +129,17 @@ fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
         {
             check_output_dir(path)?;
         }
-        return Ok(vec![Job {
+        if let Some(overlay) = &args.overlay {
+            image::is_jpeg_name(overlay)?;
+        }
+        let jobs = vec![Job {
             image: args.image.clone(),
             output: args.output.clone(),
             overlay: args.overlay.clone(),
             logits: args.logits.clone(),
-        }]);
+        }];
+        check_distinct(&jobs)?;
+        return Ok(jobs);
     }
     let mut photos: Vec<PathBuf> = std::fs::read_dir(&args.image)
         .map_err(|e| Error::file(args.image.display(), e))?
@@ -115,9 +167,8 @@ fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
                 "--image is a directory, so this must be one too, and a file is in the way",
             ));
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir.display(), e))?;
     }
-    Ok(photos
+    let jobs: Vec<Job> = photos
         .into_iter()
         .map(|image| {
             let stem = image
@@ -134,7 +185,20 @@ fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
                 image,
             }
         })
-        .collect())
+        .collect();
+    // Checked before any directory is made.
+    check_distinct(&jobs)?;
+    for dir in [
+        Some(&args.output),
+        args.overlay.as_ref(),
+        args.logits.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| Error::file(dir.display(), e))?;
+    }
+    Ok(jobs)
 }
 
 /// A photo's class map and, when asked, its logits at network size.
@@ -208,6 +272,12 @@ pub fn class_shares(classes: &[u8], num_classes: usize) -> Vec<(String, f64)> {
 
 /// `atrous segment`: everything the subcommand does.
 pub fn run(args: &SegmentArgs, ctx: impl FnOnce() -> Result<Context>) -> Result<()> {
+    if args.model.aux {
+        return Err(Error::invalid(
+            "--aux",
+            "segment maps the main head's logits; `atrous run --aux` writes the auxiliary ones",
+        ));
+    }
     let options = args.model.options()?;
     let spec = crate::models::spec(&args.model.model)?;
     let weights = StateDict::open(&args.weights, &args.prefix)?;
@@ -227,6 +297,8 @@ pub fn run(args: &SegmentArgs, ctx: impl FnOnce() -> Result<Context>) -> Result<
         return Err(Error::invalid("--resize", "must be >= 1, found 0"));
     }
     let jobs = jobs(args)?;
+    // The first photo is decoded before the GPU is opened: a bad file fails fast.
+    let mut first = Some(image::open_rgb(&jobs[0].image)?);
     let ctx = ctx()?;
     let bar = (jobs.len() > 1).then(|| {
         indicatif::ProgressBar::new(jobs.len() as u64).with_style(
@@ -239,21 +311,17 @@ pub fn run(args: &SegmentArgs, ctx: impl FnOnce() -> Result<Context>) -> Result<
             bar.set_message(job.image.display().to_string());
         }
         let started = Instant::now();
-        let photo = image::open_rgb(&job.image)?;
+        let photo = match first.take() {
+            Some(photo) => photo,
+            None => image::open_rgb(&job.image)?,
+        };
         let result = segment(&ctx, &model, &photo, args.resize, job.logits.is_some())?;
         image::write_class_png(&job.output, photo.width, photo.height, &result.classes)?;
         if let Some(path) = &job.overlay {
             image::write_rgb(path, &image::overlay(&photo, &result.classes, 0.5)?)?;
         }
         if let (Some(path), Some(logits)) = (&job.logits, result.logits) {
-            let metadata = HashMap::from([
-                (
-                    "producer".to_string(),
-                    format!("atrous {}", env!("CARGO_PKG_VERSION")),
-                ),
-                ("model".to_string(), model.name().to_string()),
-            ]);
-            write_outputs(path, &[logits], metadata)?;
+            write_outputs(path, &[logits], model.name())?;
         }
         let num_classes = model.out_shape([1, 3, args.resize, args.resize])?[1];
         let shares: Vec<String> = class_shares(&result.classes, num_classes)

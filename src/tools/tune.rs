@@ -6,7 +6,7 @@
 //!
 //! File: JSON at `$ATROUS_TUNE_CACHE`, else `$XDG_CACHE_HOME/atrous/tune.json`, else
 //! `~/.cache/atrous/tune.json`:
-//! `{"version": 1, "adapters": {ADAPTER: {SHAPE: {"winner": CONFIG, "median_ms": f,
+//! `{"version": 2, "adapters": {ADAPTER: {SHAPE: {"winner": CONFIG, "median_ms": f,
 //!   "tried": [{"config": CONFIG, "median_ms": f | null, "verified": bool, "note": s}]}}}}`
 //! Configurations are the kernels' own `Display` strings (parsed back with `FromStr`).
 
@@ -236,7 +236,7 @@ mod tests {
         for text in [
             "{not json",
             r#"{"version": 99, "adapters": {}}"#,
-            r#"{"version": 1}"#,
+            r#"{"version": 2}"#,
         ] {
             std::fs::write(&path, text).unwrap();
             let message = TuneCache::load(&path).unwrap_err().to_string();
@@ -429,7 +429,7 @@ struct TuneModelCli {
     #[command(flatten)]
     model_args: SyntheticModelArgs,
     /// Timed runs per candidate (fewer than a benchmark: dozens of candidates per layer).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::tools::parse_positive)]
     runs: usize,
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -468,7 +468,7 @@ pub fn main(args: TuneArgs) -> Result<ExitCode> {
     );
     let timing = TimingOptions {
         warmup: cli.warmup,
-        runs: cli.runs.max(1),
+        runs: cli.runs,
         force_wall_clock: false,
     };
     let total: usize = layers.iter().map(|l| l.candidates(&ctx).len()).sum();
@@ -503,7 +503,7 @@ pub fn main(args: TuneArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "winners saved to {} (atrous run and atrous bench use them on this adapter)",
+        "winners saved to {} (atrous run, segment and bench use them on this adapter)",
         path.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,12 @@
-//! Shared by the integration tests: one GPU context per test binary, and comparisons that
-//! report the worst element.
+//! Shared by the integration tests: one GPU context per test binary, comparisons that report
+//! the worst element, the `atrous` binary as the command-line tests run it, and temporary
+//! directories.
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use atrous::reference::{compare, unravel, Comparison};
@@ -61,4 +65,62 @@ pub fn atrous_command() -> std::process::Command {
     ));
     command.env("ATROUS_TUNE_CACHE", none);
     command
+}
+
+/// Runs the `atrous` binary ([`atrous_command`]) with `args` and `env` added to its
+/// environment (an `ATROUS_TUNE_CACHE` there replaces the missing one): its exit code (-1 when
+/// a signal ended it), stdout and stderr.
+pub fn atrous<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = atrous_command();
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().expect("run the atrous binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "atrous-test-{}-{name}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn join(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+
+    /// Names of the files in the directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .expect("read temp dir")
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

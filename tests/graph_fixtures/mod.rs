@@ -1,10 +1,9 @@
 //! Shared by the graph tests (tests/graphs.rs, tests/run_cli.rs): the golden fixtures of
-//! scripts/make_graph_fixtures.py, temporary directories, and safetensors files written by hand.
+//! scripts/make_graph_fixtures.py, and safetensors files written by hand.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atrous::graph::StateDict;
 use atrous::models::ModelOptions;
@@ -158,47 +157,6 @@ pub fn assert_matches(what: &str, shape: [usize; 4], actual: &[f32], expected: &
     let expected: Vec<f64> = expected.iter().map(|&v| v as f64).collect();
     let c = crate::common::assert_close(what, shape, actual, &expected, REL_L2_TOLERANCE);
     eprintln!("{what}: rel L2 {:.2e}, max abs {:.2e}", c.rel_l2, c.max_abs);
-}
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(name: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "atrous-test-{}-{name}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn join(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-
-    /// Names of the files in the directory, sorted.
-    pub fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .expect("read temp dir")
-            .map(|e| {
-                e.expect("dir entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A tensor to write: name, dtype, shape, little-endian bytes.

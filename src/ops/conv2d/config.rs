@@ -94,14 +94,6 @@ impl ConvVariant {
         }
     }
 
-    /// The variants of `family` that `ctx` can run, `Auto` included.
-    pub fn available(ctx: &Context, family: Family) -> Vec<ConvVariant> {
-        Self::ALL
-            .into_iter()
-            .filter(|v| v.unsupported(ctx, family).is_none())
-            .collect()
-    }
-
     /// Why `ctx` cannot run the variant for `family`, if it cannot.
     pub fn unsupported(self, ctx: &Context, family: Family) -> Option<&'static str> {
         if self == ConvVariant::Packed && family == Family::Pointwise {
@@ -214,14 +206,19 @@ impl RegisterTile {
         let rest = text.strip_prefix('c').ok_or_else(bad)?;
         let (channels, rest) = rest.split_once('p').ok_or_else(bad)?;
         let (pixels, workgroup) = rest.split_once('w').ok_or_else(bad)?;
-        let channels: u32 = channels.parse().map_err(|_| bad())?;
+        // Zeros and huge values never reach a kernel's arithmetic, whatever the variant.
+        let number = |t: &str| match t.parse::<u32>() {
+            Ok(v) if (1..=1024).contains(&v) => Ok(v),
+            _ => Err(bad()),
+        };
+        let channels = number(channels)?;
         if channels % 4 != 0 {
             return Err(bad());
         }
         Ok(RegisterTile::new(
             channels / 4,
-            pixels.parse().map_err(|_| bad())?,
-            workgroup.parse().map_err(|_| bad())?,
+            number(pixels)?,
+            number(workgroup)?,
         ))
     }
 
@@ -231,7 +228,7 @@ impl RegisterTile {
         if !vec4_choices.contains(&self.vec4s)
             || !(1..=4).contains(&self.pixels)
             || self.workgroup == 0
-            || self.workgroup % 8 != 0
+            || !self.workgroup.is_multiple_of(8)
             || self.workgroup > 256
         {
             let channels: Vec<String> = vec4_choices.iter().map(|v| (4 * v).to_string()).collect();
@@ -357,9 +354,12 @@ impl ConvConfig {
             self
         };
         let variant = config.variant;
-        let tile = config
-            .tile
-            .unwrap_or_else(|| Self::default_tile(variant, family));
+        // Direct and tiled have fixed tiles: whatever was given, one resolution (and one
+        // weight upload) per variant.
+        let tile = match config.tile {
+            Some(tile) if variant.is_register_blocked() => tile,
+            _ => Self::default_tile(variant, family),
+        };
         let name = format!("{}_{}", family.prefix(), variant.name());
         if let Some(reason) = variant.unsupported(ctx, family) {
             let fallback = if variant.needs_subgroups() {

@@ -267,13 +267,13 @@ impl Conv2d {
         resolved: Resolved,
     ) -> Result<(Arc<wgpu::Buffer>, Option<Arc<wgpu::Buffer>>)> {
         let mut uploads = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
-        if !uploads.contains_key(&ctx.id()) {
+        if let std::collections::hash_map::Entry::Vacant(e) = uploads.entry(ctx.id()) {
             let bias = match &self.weights.bias {
                 Some(b) => Some(Arc::new(ctx.upload(&format!("{} bias", self.name), b)?)),
                 None => None,
             };
             let layouts = HashMap::new();
-            uploads.insert(ctx.id(), GpuWeights { bias, layouts });
+            e.insert(GpuWeights { bias, layouts });
         }
         let gpu = uploads.get_mut(&ctx.id()).expect("inserted above");
         if let Some(buffer) = gpu.layouts.get(&resolved) {
@@ -321,19 +321,22 @@ impl Conv2d {
         let tile = resolved.tile;
         let channel_groups = out_c.div_ceil(4);
         let channel_blocks = out_c.div_ceil(tile.block_channels());
-        let runs = match resolved.family {
-            Family::Taps => Some(pixel_runs(
+        let taps = resolved.family == Family::Taps;
+        // Only the register-blocked k x k kernels read the runs table.
+        let runs = match taps && resolved.variant.is_register_blocked() {
+            true => Some(pixel_runs(
                 &self.geometry.tap_regions(in_h, in_w)?,
                 tile.tile_pixels(),
             )?),
-            Family::Pointwise => None,
+            false => None,
         };
-        let (tiles, pixel_tiles) = match &runs {
-            Some(runs) => (out_w.div_ceil(TILED_PIXELS), runs.len()),
-            None => (
-                out_pixels.div_ceil(TILED_PIXELS),
-                out_pixels.div_ceil(tile.tile_pixels()),
-            ),
+        let tiles = match taps {
+            true => out_w.div_ceil(TILED_PIXELS),
+            false => out_pixels.div_ceil(TILED_PIXELS),
+        };
+        let pixel_tiles = match &runs {
+            Some(runs) => runs.len(),
+            None => out_pixels.div_ceil(tile.tile_pixels()),
         };
         // `total` counts invocations for the one-dimensional kernels and workgroups for the
         // register-blocked ones, whose every decision is per workgroup.
@@ -344,7 +347,7 @@ impl Conv2d {
                 (invocations, count, WORKGROUP_CONSTANT.to_vec())
             }
             ConvVariant::Tiled => {
-                let rows = if runs.is_some() { out_h } else { 1 };
+                let rows = if taps { out_h } else { 1 };
                 let invocations = n * channel_groups * rows * tiles;
                 let count = workgroups(invocations);
                 (invocations, count, WORKGROUP_CONSTANT.to_vec())
@@ -434,7 +437,7 @@ impl Conv2d {
         let bias: &wgpu::Buffer = match (epilogue.per_image_bias, &own_bias) {
             (Some(b), _) => b.buffer(),
             (None, Some(b)) => b,
-            (None, None) => &*zeros,
+            (None, None) => &zeros,
         };
         let buffers = [
             input.buffer(),

@@ -178,7 +178,7 @@ impl ConvWeights {
         }
     }
 
-    /// Weights for the kernels with 64-bit loads (shaders/wide_tile.wgsl: conv3x3_packed8,
+    /// Weights for the kernels with 64-bit loads (shaders/wide_tile.wgsl: conv2d_packed8,
     /// conv1x1_packed8): the blocked layout of C_in rounded up to 8, `block` = 4 * VEC output
     /// channels per block with VEC even, and within each block, tap and group of 8 input
     /// channels the group's 8 * VEC weight vec4s g = c * VEC + v dealt out in rounds of 16, one
@@ -188,7 +188,7 @@ impl ConvWeights {
     pub(crate) fn packed_wide(&self, block: usize) -> Vec<f32> {
         let vec4s = block / 4;
         let group = 32 * vec4s;
-        debug_assert!(block % 8 == 0);
+        debug_assert!(block.is_multiple_of(8));
         let blocked = self.padded_in_channels(8).packed_blocked(block);
         let mut out = vec![0.0; blocked.len()];
         for (src, dst) in blocked.chunks(group).zip(out.chunks_mut(group)) {

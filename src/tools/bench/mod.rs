@@ -160,8 +160,8 @@ impl CeilingArgs {
 /// A model and the sizes of its random weights: what `bench MODEL` and `tune MODEL` take.
 #[derive(Args, Debug, Clone)]
 pub struct SyntheticModelArgs {
-    /// Input H,W. Default: 33,33 for aspp and deeplab-head, 60,60 for ppm and psp-head,
-    /// 520,520 for deeplabv3 and fcn, 473,473 for pspnet.
+    /// Input H,W. Default: the model's typical input (`atrous models`): 520,520 for deeplabv3
+    /// and fcn, 473,473 for pspnet, 33,33 for the DeepLab heads, 60,60 for the PSPNet ones.
     #[arg(long, value_parser = parse_hw)]
     pub size: Option<[usize; 2]>,
     #[arg(long, default_value_t = 1)]
@@ -200,7 +200,7 @@ pub struct SyntheticModelArgs {
 impl SyntheticModelArgs {
     pub fn spec(&self, model: &str, per: Option<Per>) -> Result<ModelBenchSpec> {
         let spec = models::spec(model)?;
-        let network = matches!(model, "deeplabv3" | "fcn" | "pspnet");
+        let network = spec.takes_image;
         if !matches!(self.depth, 18 | 34 | 50 | 101 | 152) {
             return Err(Error::invalid(
                 "--depth",
@@ -208,22 +208,17 @@ impl SyntheticModelArgs {
             ));
         }
         let options = ModelOptions {
-            rates: match (&self.rates, model) {
-                (None, "aspp") => Some(vec![6, 12, 18]),
-                (rates, _) => rates.clone(),
-            },
+            rates: self
+                .rates
+                .clone()
+                .or(spec.example_rates.map(<[usize]>::to_vec)),
             bins: self.bins.clone(),
             size: None,
             output_stride: self.output_stride,
             aux: self.aux,
         };
         spec.settings(&options)?;
-        let [h, w] = self.size.unwrap_or(match model {
-            "aspp" | "deeplab-head" => [33, 33],
-            "ppm" | "psp-head" => [60, 60],
-            "pspnet" => [473, 473],
-            _ => [520, 520],
-        });
+        let [h, w] = self.size.unwrap_or(spec.typical_input);
         let channels = if network { 3 } else { self.in_channels };
         Ok(ModelBenchSpec {
             model: model.to_string(),
@@ -421,6 +416,18 @@ pub fn model_conv_layers(spec: &ModelBenchSpec) -> Result<Vec<ConvLayer>> {
 
 fn bench_model(cli: ModelBenchCli) -> Result<ExitCode> {
     let spec = cli.model_args.spec(&cli.model, cli.per)?;
+    // scripts/bench_torch.py builds torchvision's ResNet-50 and -101 only: say so before
+    // atrous's half of the run, not after it.
+    let network = models::spec(&cli.model)?.takes_image;
+    if cli.reference.is_some() && network && !matches!(spec.sizes.depth, 50 | 101) {
+        return Err(Error::invalid(
+            "--reference torch",
+            format!(
+                "PyTorch's networks are ResNet-50 and -101 here, found --depth {}",
+                spec.sizes.depth
+            ),
+        ));
+    }
     let ctx = open_context_verbose()?;
     if let Some(names) = &cli.convs {
         let layers = model_conv_layers(&spec)?
