@@ -6,6 +6,9 @@
 //                 invocation computes 4 channels x TILE_P consecutive pixels.
 // x, y, bias, residual, the parameters and the epilogue: shaders/conv_params.wgsl; the blocked
 // kernel's pixel split and stores: shaders/conv1x1_tile.wgsl (both prepended).
+// In every 1x1 kernel image n's weights start (p.first_point + n) * p.w_image_stride elements
+// in: 0 for a convolution; the Winograd GEMM (src/ops/conv2d/winograd.rs) gives each of its
+// images, the transform's points, weights of their own.
 
 // Declared as vec4 for the tiled variant; the direct variant indexes scalars out of it.
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
@@ -28,7 +31,7 @@ fn conv1x1_direct(@builtin(workgroup_id) wid: vec3<u32>,
     let n = g / (p.out_pixels * p.out_channels);
     var acc = 0.0;
     for (var ci = 0u; ci < p.in_channels; ci++) {
-        let wi = co * p.in_channels + ci;
+        let wi = (p.first_point + n) * p.w_image_stride + co * p.in_channels + ci;
         acc += x[(n * p.in_channels + ci) * p.out_pixels + pixel] * w[wi / 4u][wi % 4u];
     }
     store_output(n, co, pixel, acc);
@@ -49,7 +52,7 @@ fn conv1x1_tiled(@builtin(workgroup_id) wid: vec3<u32>,
 
     var acc: array<vec4<f32>, TILE_P>;
     for (var ci = 0u; ci < p.in_channels; ci++) {
-        let wv = w[group * p.in_channels + ci];
+        let wv = w[(p.first_point + n) * p.w_image_stride + group * p.in_channels + ci];
         let plane = (n * p.in_channels + ci) * p.out_pixels;
         for (var t = 0u; t < TILE_P; t++) {
             // Past the last pixel the clamped read is discarded at the store below.
@@ -101,7 +104,7 @@ fn conv1x1_blocked(@builtin(workgroup_id) wid: vec3<u32>,
     if (group >= p.total) { return; }
     let t = block_tile(group, lid);
     var o = vec4<u32>(t.n * p.in_channels * p.out_pixels) + t.pixels;
-    var wi = t.block * p.in_channels * VEC;
+    var wi = (p.first_point + t.n) * p.w_image_stride + t.block * p.in_channels * VEC;
     var acc: Accumulators;
     let unrolled = p.in_channels / 4u;
     let plane = p.out_pixels;

@@ -29,7 +29,8 @@ fn conv1x1_packed8(@builtin(workgroup_id) wid: vec3<u32>,
     let t = block_tile(group, lid);
     let groups = p.in_channels / 8u;
     var acc: Accumulators;
-    mac_groups(&acc, vec4<u32>(t.n * groups * p.out_pixels) + t.pixels,
-               t.block * groups * 4u * VEC, sg_lane % 8u, groups, p.out_pixels);
+    let wi = (p.first_point + t.n) * p.w_image_stride + t.block * groups * 4u * VEC;
+    mac_groups(&acc, vec4<u32>(t.n * groups * p.out_pixels) + t.pixels, wi, sg_lane % 8u,
+               groups, p.out_pixels);
     store_tile(t, lid, &acc);
 }

@@ -32,7 +32,7 @@ fn conv1x1_subgroup(@builtin(workgroup_id) wid: vec3<u32>,
     let lane = sg_lane % 8u;
     let t = block_tile(group, lid);
     var o = vec4<u32>(t.n * p.in_channels * p.out_pixels) + t.pixels;
-    var wi = t.block * p.in_channels * VEC;
+    var wi = (p.first_point + t.n) * p.w_image_stride + t.block * p.in_channels * VEC;
     var acc: Accumulators;
     let unrolled = p.in_channels / 4u;
     let plane = p.out_pixels;

@@ -12,7 +12,7 @@
 //                                      (ResNet's identity), else unread
 // y: (N, out_c_total, H_out, W_out)    this conv writes channels [out_c_offset, +C_out)
 
-// Mirrors `ConvParams` in src/ops/conv2d/mod.rs field for field (24 x u32 = 96 bytes).
+// Mirrors `ConvParams` in src/ops/conv2d/mod.rs field for field (32 x u32 = 128 bytes).
 struct Params {
     batch: u32,
     in_channels: u32,    // C_in; rounded up to 8 for the packed8 kernels (their packed copy's count)
@@ -38,6 +38,18 @@ struct Params {
     pixel_tiles: u32,    // register-blocked variants: runs of pixels (conv2d), pixel blocks (conv1x1)
     channel_blocks: u32, // ceil(C_out / (4 * VEC)) (register-blocked variants)
     tile_group: u32,     // pixel tiles run for every block before the next ones (work_split)
+    // Winograd (src/ops/conv2d/winograd.rs, shaders/winograd.wgsl):
+    w_image_stride: u32, // 1x1 kernels: weights of image n start (first_point + n) * this (in
+                         // the kernel's weight elements) in: the Winograd GEMM's images are the
+                         // transform's points, each with its own weights; 0 otherwise
+    first_tile: u32,     // the chunk's first tile (n-major over the tile table's rows x columns)
+    row_tiles: u32,      // tile rows per image (the tile table's first entries)
+    col_tiles: u32,      // tile columns per image (the table's next entries)
+    chunk_tiles: u32,    // tiles in the chunk: the GEMM's pixels, the planes' stride
+    first_point: u32,    // input transform: the range's first point; GEMM: the same point's
+                         // place in the bound weight buffer
+    point_count: u32,    // input transform: points in the range (V's planes)
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -229,13 +229,15 @@ pub(crate) fn shape_text(shape: [usize; 4]) -> String {
     format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3])
 }
 
-/// One prepared kernel dispatch: everything needed to record it again, built once.
+/// One prepared kernel dispatch, or a short sequence of them ([`Launch::then`]): everything
+/// needed to record it again, built once.
 pub struct Launch {
     pub label: String,
     /// What the dispatch computes and moves (for the benchmarks).
     pub cost: Cost,
     steps: Vec<Dispatch>,
-    /// Buffers private to the launch (a tap-pruned kernel's table of pixel runs).
+    /// Buffers private to the launch (a tap-pruned kernel's table of pixel runs, Winograd's
+    /// tile table).
     owned: Vec<wgpu::Buffer>,
 }
 
@@ -296,6 +298,14 @@ impl Launch {
             }],
             owned: Vec::new(),
         })
+    }
+
+    /// Appends `next`'s dispatches (and the buffers it owns) after this launch's: one launch,
+    /// one label and cost, several dispatches in order.
+    pub(crate) fn then(mut self, next: Launch) -> Launch {
+        self.steps.extend(next.steps);
+        self.owned.extend(next.owned);
+        self
     }
 
     /// Keeps `buffer` alive as long as the launch (an intermediate only it uses).

@@ -13,7 +13,7 @@
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use atrous::ops::conv2d::{ConvConfig, ConvVariant, Family, RegisterTile};
+use atrous::ops::conv2d::{ConvConfig, ConvVariant, Family, RegisterTile, WinogradTile};
 use atrous::ops::{Conv2d, ConvWeights, Epilogue};
 use atrous::reference::{self, compare, unravel, HostTensor, REL_L2_TOLERANCE};
 use atrous::rng::Rng;
@@ -80,6 +80,36 @@ fn random_taps(rng: &mut Rng, seed: u64) -> ([usize; 4], usize, ConvGeometry) {
     ([n, in_channels, h, w], out_channels, geometry)
 }
 
+/// A random problem for Winograd (3x3, stride 1): seeds 0-3 are a rate past both sides of a
+/// non-square map with a batch of 2, a 1-pixel map, a 65 x 65 map at ResNet's layer4 rate, and
+/// a valid (unpadded) conv; then dilations up to 36, maps up to 40 x 40.
+fn random_winograd(rng: &mut Rng, seed: u64) -> ([usize; 4], usize, ConvGeometry) {
+    let n = if seed == 0 { 2 } else { 1 + rng.below(2) };
+    let in_channels = 1 + rng.below(19);
+    let out_channels = 1 + rng.below(21);
+    let (h, w, dilation) = match seed {
+        0 => (9, 14, 24),
+        1 => (1, 1, 3),
+        2 => (65, 65, 4),
+        3 => (17, 16, 1),
+        _ => (1 + rng.below(40), 1 + rng.below(40), 1 + rng.below(36)),
+    };
+    let span = 2 * dilation + 1;
+    let min_pad = |size: usize| span.saturating_sub(size).div_ceil(2);
+    let padding = match seed {
+        3 => [0, 0],
+        _ => [
+            min_pad(h) + rng.below(dilation + 2),
+            min_pad(w) + rng.below(dilation + 2),
+        ],
+    };
+    let geometry = ConvGeometry {
+        padding,
+        ..ConvGeometry::new(3, 1, 0, dilation)
+    };
+    ([n, in_channels, h, w], out_channels, geometry)
+}
+
 /// A random problem for the 1x1 GEMMs.
 fn random_pointwise(rng: &mut Rng, _seed: u64) -> ([usize; 4], usize, ConvGeometry) {
     let input = [
@@ -129,7 +159,12 @@ fn check(
     problem: fn(&mut Rng, u64) -> ([usize; 4], usize, ConvGeometry),
 ) {
     let _gpu = gpu();
-    if let Some(reason) = config.variant.unsupported(ctx(), family) {
+    // A Winograd configuration's variant is its GEMM's, a 1x1 kernel.
+    let runs_on = match config.winograd {
+        Some(_) => Family::Pointwise,
+        None => family,
+    };
+    if let Some(reason) = config.variant.unsupported(ctx(), runs_on) {
         eprintln!("skipped {config} ({family:?}): {reason}");
         return;
     }
@@ -184,6 +219,26 @@ fn check_taps(config: ConvConfig) {
 
 fn check_pointwise(config: ConvConfig) {
     check(config, Family::Pointwise, random_pointwise);
+}
+
+/// Winograd F(2x2) and F(4x4) with each GEMM variant (default tiles).
+#[test]
+fn winograd_matches_reference_with_every_gemm() {
+    for tile in WinogradTile::ALL {
+        for variant in [
+            ConvVariant::Direct,
+            ConvVariant::Tiled,
+            ConvVariant::Blocked,
+            ConvVariant::Subgroup,
+            ConvVariant::Packed8,
+        ] {
+            check(
+                ConvConfig::from(variant).winograd(tile),
+                Family::Taps,
+                random_winograd,
+            );
+        }
+    }
 }
 
 /// Tiles of the blocked kernels beside the default (c8p3w8): 4, 12 and 32 channels, 1, 2 and

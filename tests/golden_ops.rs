@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use atrous::ops::conv2d::{ConvVariant, Epilogue, Family};
+use atrous::ops::conv2d::{winograd, ConvConfig, ConvVariant, Epilogue, Family, WinogradTile};
 use atrous::ops::{self, BatchNorm, BatchNorm2d, Conv2d, ConvWeights};
 use atrous::shape::{ConvGeometry, PoolGeometry};
 use atrous::Tensor;
@@ -121,7 +121,8 @@ fn geometry(params: &Value) -> ConvGeometry {
 }
 
 /// Runs one conv with every kernel variant of its family that the adapter has (the variants
-/// named by kernel and stride, `conv3x3s2_packed8`); returns the outputs.
+/// named by kernel and stride, `conv3x3s2_packed8`), and for a 3x3 of stride 1 with Winograd's
+/// F(2x2) and F(4x4) too (`conv3x3_wino4_auto`); returns the outputs.
 fn run_conv(
     weights: &ConvWeights,
     geometry: ConvGeometry,
@@ -130,15 +131,24 @@ fn run_conv(
 ) -> Vec<(String, Tensor)> {
     let ctx = common::ctx();
     let family = Family::of(&geometry);
-    ConvVariant::ALL
+    let mut configs: Vec<ConvConfig> = ConvVariant::ALL
         .into_iter()
         .filter(|v| v.unsupported(ctx, family).is_none())
-        .map(|v| {
+        .map(ConvConfig::from)
+        .collect();
+    if winograd::eligible(&geometry) {
+        configs.extend(WinogradTile::ALL.map(|t| ConvConfig::AUTO.winograd(t)));
+    }
+    configs
+        .into_iter()
+        .map(|config| {
             let conv = Conv2d::new("conv", weights.clone(), geometry)
                 .unwrap()
-                .with_config(v.into());
-            let label = format!("{}_{}", geometry.kernel_name(), v.name());
-            (label, conv.forward_with(ctx, x, epilogue).unwrap())
+                .with_config(config);
+            (
+                config.label(&geometry),
+                conv.forward_with(ctx, x, epilogue).unwrap(),
+            )
         })
         .collect()
 }

@@ -169,12 +169,14 @@ impl Graph {
     ) -> Result<(Vec<[usize; 4]>, crate::graph::MemoryPlan)> {
         let shapes = self.shapes(input_shape)?;
         let mut packs = vec![None; self.nodes.len()];
+        let mut scratch = vec![None; self.nodes.len()];
         for (value, node, conv) in self.convs() {
             if let Op::Conv { input, .. } = &node.op {
                 packs[value.0] = conv.pack_for(ctx, shapes[input.0])?;
+                scratch[value.0] = conv.scratch_for(ctx, shapes[input.0])?;
             }
         }
-        let memory = crate::graph::memory::plan(self, &shapes, &packs);
+        let memory = crate::graph::memory::plan(self, &shapes, &packs, &scratch);
         Ok((shapes, memory))
     }
 

@@ -38,12 +38,14 @@ pub enum Location {
     Same(Value),
 }
 
-/// A tensor the planner placed: a value, or a packed copy of one (an index into
-/// [`MemoryPlan::packed`]).
+/// A tensor the planner placed: a value, a packed copy of one (an index into
+/// [`MemoryPlan::packed`]), or a conv node's scratch tensor (a Winograd layer's transformed
+/// input, `index` 0, and product, 1), alive during its node only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Buffer {
     Value(Value),
     Packed(usize),
+    Scratch { node: usize, index: usize },
 }
 
 /// A copy of `value` packed by `pack` channels (shaders/pack_channels.wgsl), made by node
@@ -76,6 +78,8 @@ pub struct MemoryPlan {
     pub packed: Vec<PackedCopy>,
     /// The packed copy each conv node that reads one reads (node index -> index in `packed`).
     pub pack_of: HashMap<usize, usize>,
+    /// The slots of each conv node's scratch tensors (node index -> slots).
+    pub scratch_of: HashMap<usize, [usize; 2]>,
     /// Bytes of each slot: one GPU buffer each.
     pub slots: Vec<u64>,
     /// Every tensor placed, with its lifetime and slot.
@@ -114,8 +118,14 @@ fn bytes(shape: [usize; 4]) -> u64 {
 }
 
 /// Plans `graph` for the value shapes `shapes` (from `Graph::shapes`); `packs[node]` is the
-/// group size of the packed copy of its input a conv node reads, if any.
-pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> MemoryPlan {
+/// group size of the packed copy of its input a conv node reads, if any; `scratch[node]` the
+/// bytes of the scratch tensors its kernel needs, if any.
+pub fn plan(
+    graph: &Graph,
+    shapes: &[[usize; 4]],
+    packs: &[Option<usize>],
+    scratch: &[Option<[u64; 2]>],
+) -> MemoryPlan {
     let nodes = graph.nodes();
     let count = nodes.len();
     let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); count];
@@ -245,6 +255,19 @@ pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> Me
         });
     }
 
+    for (node, bytes) in scratch.iter().enumerate() {
+        for (index, &bytes) in bytes.iter().flatten().enumerate() {
+            tensors.push(Lifetime {
+                buffer: Buffer::Scratch { node, index },
+                bytes,
+                first: node,
+                last: node,
+                pinned: false,
+                slot: usize::MAX,
+            });
+        }
+    }
+
     // Slots: each tensor in turn to the smallest slot free for its whole lifetime (pinned
     // tensors too: their lifetimes run to the end, so only tensors that died before them
     // share). The order decides how well sizes pack: largest first wins on most graphs,
@@ -268,16 +291,21 @@ pub fn plan(graph: &Graph, shapes: &[[usize; 4]], packs: &[Option<usize>]) -> Me
             .sum();
         lower_bound_bytes = lower_bound_bytes.max(alive);
     }
+    let mut scratch_of: HashMap<usize, [usize; 2]> = HashMap::new();
     for t in &tensors {
         match t.buffer {
             Buffer::Value(value) => locations[value.0] = Location::Own { slot: t.slot },
             Buffer::Packed(copy) => packed[copy].slot = t.slot,
+            Buffer::Scratch { node, index } => {
+                scratch_of.entry(node).or_insert([usize::MAX; 2])[index] = t.slot;
+            }
         }
     }
     MemoryPlan {
         locations,
         packed,
         pack_of,
+        scratch_of,
         slots,
         tensors,
         lower_bound_bytes,

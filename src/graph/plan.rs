@@ -42,6 +42,9 @@ impl Plan {
                     let c = memory.packed[copy];
                     format!("{} packed by {}", nodes[c.value.0].name, c.pack)
                 }
+                memory::Buffer::Scratch { node, index } => {
+                    format!("{} scratch {index}", nodes[node].name)
+                }
             };
             return Err(Error::TooLarge {
                 what: format!("tensor '{name}'"),
@@ -120,8 +123,18 @@ impl Plan {
                         per_image_bias: per_image_bias.map(&tensor).transpose()?,
                         residual: residual.map(&tensor).transpose()?,
                     };
-                    let launch =
-                        conv.prepare(ctx, x, packed_input, output_slice(value)?, &epilogue)?;
+                    let scratch = memory
+                        .scratch_of
+                        .get(&index)
+                        .map(|&[v, m]| [&slots[v], &slots[m]]);
+                    let launch = conv.prepare_with(
+                        ctx,
+                        x,
+                        packed_input,
+                        scratch,
+                        output_slice(value)?,
+                        &epilogue,
+                    )?;
                     push(&node.name, launch);
                 }
                 Op::MaxPool { input, geometry } => {

@@ -15,7 +15,9 @@ pub mod resize_argmax;
 pub use adaptive_avg_pool2d::adaptive_avg_pool2d;
 pub use batchnorm::{BatchNorm, BatchNorm2d};
 pub use concat::concat;
-pub use conv2d::{Conv2d, ConvConfig, ConvVariant, ConvWeights, Epilogue, RegisterTile};
+pub use conv2d::{
+    Conv2d, ConvConfig, ConvVariant, ConvWeights, Epilogue, RegisterTile, WinogradTile,
+};
 pub use interpolate::interpolate;
 pub use max_pool2d::max_pool2d;
 pub use pack_channels::pack_channels;

@@ -483,6 +483,34 @@ pub fn cases(large: bool) -> Vec<Case> {
             });
         }
     }
+    // Winograd F(2x2) and F(4x4) (with the adapter's default GEMM) on the dilated cases, a
+    // valid (unpadded) one, and through the epilogue with a residual and a per-image bias.
+    for tile in crate::ops::WinogradTile::ALL {
+        let config = ConvConfig::AUTO.winograd(tile);
+        for (i, &(input, out_channels, dilation)) in dilated.iter().enumerate() {
+            let geometry = ConvGeometry::same_3x3(dilation);
+            cases.push(conv_case(
+                config,
+                input,
+                out_channels,
+                geometry,
+                i % 2 == 0,
+                i % 3 != 1,
+            ));
+        }
+        let valid = ConvGeometry::new(3, 1, 0, 2);
+        cases.push(conv_case(config, [2, 9, 17, 12], 11, valid, true, false));
+        cases.push(Case::Conv {
+            config,
+            input: [2, 12, 15, 9],
+            out_channels: 10,
+            geometry: ConvGeometry::same_3x3(2),
+            bias: false,
+            relu: true,
+            per_image_bias: true,
+            residual: true,
+        });
+    }
     // The register-blocked kernels under tiles other than their defaults (tests/conv_variants.rs
     // covers more): wide workgroups, runs of pixels that wrap rows, and channel counts that are
     // not a multiple of the block. Inputs have 10 channels so that the unrolled input-channel

@@ -15,6 +15,7 @@ use std::fmt;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::ops::conv2d::winograd::{self, WinogradTile};
 use crate::shape::ConvGeometry;
 
 /// The kernel files that serve a geometry.
@@ -121,6 +122,16 @@ impl ConvVariant {
             ConvVariant::Packed => Some(4),
             ConvVariant::Packed8 => Some(8),
             _ => None,
+        }
+    }
+
+    /// Floats per element of the kernel's weight array: f32 (direct), vec4<f32>, or
+    /// vec4<u64> (packed8).
+    pub fn weight_floats(self) -> usize {
+        match self {
+            ConvVariant::Direct => 1,
+            ConvVariant::Packed8 => 8,
+            _ => 4,
         }
     }
 
@@ -255,20 +266,25 @@ impl RegisterTile {
 
 /// A variant with its register tile: what an autotuner enumerates and a benchmark names.
 /// `tile: None` is the family's default tile for the variant, chosen when the configuration
-/// is resolved for a layer; it matters only to the register-blocked variants.
+/// is resolved for a layer; it matters only to the register-blocked variants. With
+/// `winograd`, a 3x3 of stride 1 runs as Winograd's minimal filtering (`winograd.rs`): the
+/// variant and tile are then those of the GEMM in the Winograd domain, a 1x1 kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConvConfig {
     pub variant: ConvVariant,
     pub tile: Option<RegisterTile>,
+    pub winograd: Option<WinogradTile>,
 }
 
 /// A configuration resolved for one layer on one adapter: never `Auto`, supported, its tile
-/// chosen and checked. What a launch is built from and a weight layout is keyed by.
+/// chosen and checked. What a launch is built from and a weight layout is keyed by. `family`
+/// is that of the kernel that runs the multiply-adds: `Pointwise` for a Winograd GEMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Resolved {
     pub family: Family,
     pub variant: ConvVariant,
     pub tile: RegisterTile,
+    pub winograd: Option<WinogradTile>,
 }
 
 /// Default tiles, the fastest of each kernel on the ASPP and PSPNet shapes on lavapipe (see
@@ -285,12 +301,22 @@ impl ConvConfig {
     pub const AUTO: ConvConfig = ConvConfig {
         variant: ConvVariant::Auto,
         tile: None,
+        winograd: None,
     };
 
     pub fn new(variant: ConvVariant, tile: RegisterTile) -> Self {
         ConvConfig {
             variant,
             tile: Some(tile),
+            winograd: None,
+        }
+    }
+
+    /// The same configuration computed in the Winograd domain with output tiles of `tile`.
+    pub fn winograd(self, tile: WinogradTile) -> Self {
+        ConvConfig {
+            winograd: Some(tile),
+            ..self
         }
     }
 
@@ -348,8 +374,13 @@ impl ConvConfig {
         in_channels: usize,
         out_channels: usize,
     ) -> Result<Resolved> {
+        // A Winograd GEMM is a 1x1 kernel.
+        let family = match self.winograd {
+            Some(_) => Family::Pointwise,
+            None => family,
+        };
         let config = if self.variant == ConvVariant::Auto {
-            Self::select(ctx, family, in_channels, out_channels)
+            Self::select(ctx, family, in_channels, out_channels).with_winograd(self.winograd)
         } else {
             self
         };
@@ -383,6 +414,7 @@ impl ConvConfig {
             family,
             variant,
             tile,
+            winograd: config.winograd,
         })
     }
 
@@ -431,13 +463,54 @@ impl ConvConfig {
         all
     }
 
-    /// `packed8:c16p3w8`, or the variant alone when it has no tile (or its default one).
+    fn with_winograd(self, winograd: Option<WinogradTile>) -> Self {
+        ConvConfig { winograd, ..self }
+    }
+
+    /// [`ConvConfig::candidates`] for a layer of `geometry` reading `in_channels`, with, for a
+    /// 3x3 of stride 1, Winograd's F(2x2), and F(4x4) where [`winograd::f4_allowed`], over a few
+    /// GEMMs (each register-blocked 1x1 variant the adapter runs with its default tile, and
+    /// packed8 with two more).
+    pub fn candidates_for(
+        ctx: &Context,
+        geometry: &ConvGeometry,
+        in_channels: usize,
+    ) -> Vec<ConvConfig> {
+        let mut all = Self::candidates(ctx, Family::of(geometry));
+        if winograd::eligible(geometry) {
+            let gemms = [
+                ConvConfig::from(ConvVariant::Blocked),
+                ConvConfig::from(ConvVariant::Subgroup),
+                ConvConfig::new(ConvVariant::Packed8, PACKED8_TILE),
+                ConvConfig::new(ConvVariant::Packed8, RegisterTile::new(4, 2, 8)),
+                ConvConfig::new(ConvVariant::Packed8, RegisterTile::new(8, 1, 8)),
+            ];
+            let tiles = WinogradTile::ALL
+                .into_iter()
+                .filter(|&t| t != WinogradTile::F4 || winograd::f4_allowed(in_channels));
+            for tile in tiles {
+                for gemm in gemms {
+                    if gemm.variant.unsupported(ctx, Family::Pointwise).is_none() {
+                        all.push(gemm.winograd(tile));
+                    }
+                }
+            }
+        }
+        all
+    }
+
+    /// `packed8:c16p3w8`, or the variant alone when it has no tile (or its default one);
+    /// `wino4_packed8:c16p3w8` in the Winograd domain.
     fn suffix(&self) -> String {
-        match self.tile {
+        let gemm = match self.tile {
             Some(tile) if self.variant.is_register_blocked() => {
                 format!("{}:{}", self.variant.name(), tile.label())
             }
             _ => self.variant.name().to_string(),
+        };
+        match self.winograd {
+            Some(w) => format!("{}_{gemm}", w.name()),
+            None => gemm,
         }
     }
 
@@ -456,6 +529,20 @@ impl ConvConfig {
             Some((kernel, rest)) => (Some(kernel), rest),
             None => (None, text),
         };
+        // `[<kernel>_]wino<m>_<variant>`: the Winograd tile sits between the two.
+        let (kernel, winograd) = match kernel {
+            Some(kernel) => {
+                let (head, last) = match kernel.rsplit_once('_') {
+                    Some((head, last)) => (Some(head), last),
+                    None => (None, kernel),
+                };
+                match WinogradTile::parse(last) {
+                    Some(tile) => (head, Some(tile)),
+                    None => (Some(kernel), None),
+                }
+            }
+            None => (None, None),
+        };
         let (variant, tile) = match rest.split_once(':') {
             Some((variant, tile)) => (variant, Some(RegisterTile::parse(tile)?)),
             None => (rest, None),
@@ -467,13 +554,20 @@ impl ConvConfig {
                 Error::invalid(
                     "convolution kernel",
                     format!(
-                        "expected [conv3x3_]<variant>[:tile] with variant direct, tiled, \
-                         blocked[:c16p1w8], subgroup[:c16p2w8], packed[:c16p2w8], \
-                         packed8[:c16p2w8] or auto, found '{text}'"
+                        "expected [conv3x3_][wino2_|wino4_]<variant>[:tile] with variant \
+                         direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8], \
+                         packed[:c16p2w8], packed8[:c16p2w8] or auto, found '{text}'"
                     ),
                 )
             })?;
-        Ok((kernel, ConvConfig { variant, tile }))
+        Ok((
+            kernel,
+            ConvConfig {
+                variant,
+                tile,
+                winograd,
+            },
+        ))
     }
 
     /// [`ConvConfig::parse_labelled`] for a layer of `geometry`: a kernel name, if given, must
@@ -502,6 +596,7 @@ impl From<ConvVariant> for ConvConfig {
         ConvConfig {
             variant,
             tile: None,
+            winograd: None,
         }
     }
 }
@@ -516,7 +611,7 @@ impl fmt::Display for ConvConfig {
 impl Resolved {
     /// The configuration this resolved to, with its tile spelled out.
     pub fn config(&self) -> ConvConfig {
-        ConvConfig::new(self.variant, self.tile)
+        ConvConfig::new(self.variant, self.tile).with_winograd(self.winograd)
     }
 
     /// `conv3x3_packed8:c16p3w8`.

@@ -10,12 +10,14 @@
 
 pub mod config;
 pub mod weights;
+pub mod winograd;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use config::{ConvConfig, ConvVariant, Family, RegisterTile, Resolved};
 pub use weights::ConvWeights;
+pub use winograd::WinogradTile;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -82,10 +84,10 @@ fn shader_of(resolved: &Resolved) -> &'static Shader {
 /// (`TILE_W`, `TILE_P` in the shaders).
 const TILED_PIXELS: usize = 4;
 
-// Mirrors `Params` in shaders/conv_params.wgsl field for field (24 x u32 = 96 bytes).
+// Mirrors `Params` in shaders/conv_params.wgsl field for field (32 x u32 = 128 bytes).
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConvParams {
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ConvParams {
     batch: u32,
     in_channels: u32,
     in_h: u32,
@@ -110,6 +112,14 @@ struct ConvParams {
     pixel_tiles: u32,
     channel_blocks: u32,
     tile_group: u32,
+    w_image_stride: u32,
+    first_tile: u32,
+    row_tiles: u32,
+    col_tiles: u32,
+    chunk_tiles: u32,
+    first_point: u32,
+    point_count: u32,
+    _pad: u32,
 }
 
 /// What a conv does after the multiply-adds, in the same pass: `relu?(acc + bias + residual)`.
@@ -149,7 +159,139 @@ pub struct Conv2d {
 /// A layer's uploads on one context.
 struct GpuWeights {
     bias: Option<Arc<wgpu::Buffer>>,
-    layouts: HashMap<Resolved, Arc<wgpu::Buffer>>,
+    layouts: HashMap<Resolved, Arc<Uploaded>>,
+}
+
+/// A layer's weights in one configuration's layout: one buffer, or for a Winograd GEMM the
+/// points' blocks over as many buffers as the storage binding limit asks for.
+struct Uploaded {
+    buffers: Vec<wgpu::Buffer>,
+    /// A Winograd point's weights, in the GEMM kernel's weight elements (`w_image_stride`).
+    point_stride: usize,
+}
+
+/// `weights` in the layout of `resolved`'s kernel (stated at the top of each shader).
+fn layout(weights: &ConvWeights, resolved: &Resolved) -> Vec<f32> {
+    let block = resolved.tile.block_channels();
+    match resolved.variant {
+        ConvVariant::Direct => weights.padded_to_vec4(),
+        ConvVariant::Tiled => weights.packed_by_4(),
+        ConvVariant::Blocked | ConvVariant::Subgroup => weights.packed_blocked(block),
+        ConvVariant::Packed => weights.padded_in_channels(4).packed_blocked(block),
+        ConvVariant::Packed8 => weights.packed_wide(block),
+        ConvVariant::Auto => unreachable!("resolved configurations only"),
+    }
+}
+
+/// The length of [`layout`] for a (C_out, C_in, k, k) weight.
+fn layout_len(resolved: &Resolved, cout: usize, cin: usize, k: usize) -> usize {
+    let block = resolved.tile.block_channels();
+    let taps = k * k;
+    match resolved.variant {
+        ConvVariant::Direct => (cout * cin * taps).next_multiple_of(4),
+        ConvVariant::Tiled => cout.div_ceil(4) * cin * taps * 4,
+        ConvVariant::Blocked | ConvVariant::Subgroup => cout.div_ceil(block) * taps * cin * block,
+        ConvVariant::Packed => cout.div_ceil(block) * taps * cin.next_multiple_of(4) * block,
+        ConvVariant::Packed8 => cout.div_ceil(block) * taps * cin.next_multiple_of(8) * block,
+        ConvVariant::Auto => unreachable!("resolved configurations only"),
+    }
+}
+
+/// How a kernel's work is split into invocations and workgroups: the fields of
+/// [`ConvParams`] that say so, the workgroup count and the override constants.
+struct Split {
+    total: usize,
+    tiles: usize,
+    channel_groups: usize,
+    pixel_tiles: usize,
+    channel_blocks: usize,
+    tile_group: usize,
+    workgroups: u64,
+    constants: Vec<(&'static str, f64)>,
+}
+
+impl Split {
+    /// The split of `resolved`'s kernel over `n` images of `out_c` x `out_h` x `out_w`
+    /// outputs; `runs`: the tap-pruned kernels' pixel runs; the input's channels and bytes and
+    /// the weights' bytes size the tile groups.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        resolved: &Resolved,
+        n: usize,
+        out_c: usize,
+        out_h: usize,
+        out_w: usize,
+        runs: Option<usize>,
+        in_channels: usize,
+        input_bytes: usize,
+        weight_bytes: usize,
+    ) -> Result<Split> {
+        let taps = resolved.family == Family::Taps;
+        let tile = resolved.tile;
+        let out_pixels = out_h * out_w;
+        let channel_groups = out_c.div_ceil(4);
+        let channel_blocks = out_c.div_ceil(tile.block_channels());
+        let tiles = match taps {
+            true => out_w.div_ceil(TILED_PIXELS),
+            false => out_pixels.div_ceil(TILED_PIXELS),
+        };
+        let pixel_tiles = runs.unwrap_or_else(|| out_pixels.div_ceil(tile.tile_pixels()));
+        // `total` counts invocations for the one-dimensional kernels and workgroups for the
+        // register-blocked ones, whose every decision is per workgroup.
+        let (total, workgroup_count, constants) = match resolved.variant {
+            ConvVariant::Direct => {
+                let invocations = n * out_c * out_pixels;
+                (
+                    invocations,
+                    workgroups(invocations),
+                    WORKGROUP_CONSTANT.to_vec(),
+                )
+            }
+            ConvVariant::Tiled => {
+                let rows = if taps { out_h } else { 1 };
+                let invocations = n * channel_groups * rows * tiles;
+                (
+                    invocations,
+                    workgroups(invocations),
+                    WORKGROUP_CONSTANT.to_vec(),
+                )
+            }
+            _ => {
+                let count = n * channel_blocks * pixel_tiles;
+                (count, count as u64, tile.constants().to_vec())
+            }
+        };
+        Ok(Split {
+            total,
+            tiles,
+            channel_groups,
+            pixel_tiles,
+            channel_blocks,
+            tile_group: tile_group(
+                tile,
+                in_channels,
+                input_bytes,
+                weight_bytes,
+                pixel_tiles,
+                channel_blocks,
+            ),
+            workgroups: workgroup_count,
+            constants,
+        })
+    }
+
+    /// `base` with the split's fields set.
+    fn params(&self, base: ConvParams) -> Result<ConvParams> {
+        Ok(ConvParams {
+            total: to_u32("invocations", self.total)?,
+            tiles: to_u32("tiles", self.tiles)?,
+            channel_groups: to_u32("channel groups", self.channel_groups)?,
+            pixel_tiles: to_u32("pixel tiles", self.pixel_tiles)?,
+            channel_blocks: to_u32("channel blocks", self.channel_blocks)?,
+            tile_group: to_u32("tile group", self.tile_group)?,
+            ..base
+        })
+    }
 }
 
 impl Conv2d {
@@ -231,6 +373,15 @@ impl Conv2d {
     /// tuning table's winner for this shape, else the measured default.
     pub fn config_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Resolved> {
         let (family, cin, cout) = (self.family(), self.in_channels(), self.out_channels());
+        if self.config.winograd.is_some() && !winograd::eligible(&self.geometry) {
+            return Err(Error::invalid(
+                format!("{} ({})", self.name, self.config.label(&self.geometry)),
+                format!(
+                    "Winograd runs 3x3 convolutions of stride 1; this layer is a {}",
+                    self.geometry.kernel_name()
+                ),
+            ));
+        }
         if self.config.variant != ConvVariant::Auto {
             return self.config.resolve(ctx, family, cin, cout);
         }
@@ -238,11 +389,23 @@ impl Conv2d {
             .tuned_config(&self.tune_key(shape))
             .and_then(|text| ConvConfig::parse_for(text, &self.geometry).ok())
             .filter(|c| c.variant != ConvVariant::Auto)
+            .filter(|c| c.winograd.is_none() || winograd::eligible(&self.geometry))
             .and_then(|c| c.resolve(ctx, family, cin, cout).ok());
-        match tuned {
-            Some(resolved) => Ok(resolved),
-            None => self.config.resolve(ctx, family, cin, cout),
+        if let Some(resolved) = tuned {
+            return Ok(resolved);
         }
+        // The measured default: Winograd where it does fewer multiplies (winograd::choose),
+        // else the direct kernels.
+        let [_, _, h, w] = shape;
+        let winograd = match self.config.winograd {
+            Some(tile) => Some(tile),
+            None => winograd::choose(&self.geometry, h, w, cin, cout)?,
+        };
+        ConvConfig {
+            winograd,
+            ..self.config
+        }
+        .resolve(ctx, family, cin, cout)
     }
 
     /// The output shape for an input of `shape`, or an error naming the mismatch.
@@ -260,12 +423,11 @@ impl Conv2d {
     }
 
     /// The layer's weights laid out for `resolved`, and its bias, uploaded on first use.
-    #[allow(clippy::type_complexity)]
     fn gpu_weights(
         &self,
         ctx: &Context,
         resolved: Resolved,
-    ) -> Result<(Arc<wgpu::Buffer>, Option<Arc<wgpu::Buffer>>)> {
+    ) -> Result<(Arc<Uploaded>, Option<Arc<wgpu::Buffer>>)> {
         let mut uploads = self.gpu.lock().unwrap_or_else(|p| p.into_inner());
         if let std::collections::hash_map::Entry::Vacant(e) = uploads.entry(ctx.id()) {
             let bias = match &self.weights.bias {
@@ -276,38 +438,104 @@ impl Conv2d {
             e.insert(GpuWeights { bias, layouts });
         }
         let gpu = uploads.get_mut(&ctx.id()).expect("inserted above");
-        if let Some(buffer) = gpu.layouts.get(&resolved) {
-            return Ok((buffer.clone(), gpu.bias.clone()));
+        if let Some(uploaded) = gpu.layouts.get(&resolved) {
+            return Ok((uploaded.clone(), gpu.bias.clone()));
         }
-        let block = resolved.tile.block_channels();
-        let host = match resolved.variant {
-            ConvVariant::Direct => self.weights.padded_to_vec4(),
-            ConvVariant::Tiled => self.weights.packed_by_4(),
-            ConvVariant::Blocked | ConvVariant::Subgroup => self.weights.packed_blocked(block),
-            ConvVariant::Packed => self.weights.padded_in_channels(4).packed_blocked(block),
-            ConvVariant::Packed8 => self.weights.packed_wide(block),
-            ConvVariant::Auto => unreachable!("resolved configurations only"),
-        };
         let label = format!("{} weight ({})", self.name, resolved.label(&self.geometry));
-        let buffer = Arc::new(ctx.upload(&label, &host)?);
-        gpu.layouts.insert(resolved, buffer.clone());
-        Ok((buffer, gpu.bias.clone()))
+        let uploaded = match resolved.winograd {
+            None => Uploaded {
+                buffers: vec![ctx.upload(&label, &layout(&self.weights, &resolved))?],
+                point_stride: 0,
+            },
+            Some(tile) => {
+                // One block per point of the transform, points_per_buffer to a buffer.
+                let points = tile.transform_weights(&self.weights);
+                let point_floats =
+                    layout_len(&resolved, self.out_channels(), self.in_channels(), 1);
+                let per_buffer =
+                    winograd::points_per_buffer(ctx, 4 * point_floats as u64, points.len())?;
+                let mut buffers = Vec::new();
+                for (i, group) in points.chunks(per_buffer).enumerate() {
+                    let mut host = Vec::with_capacity(group.len() * point_floats);
+                    for point in group {
+                        host.extend(layout(point, &resolved));
+                    }
+                    debug_assert_eq!(host.len(), group.len() * point_floats);
+                    buffers.push(ctx.upload(&format!("{label} {i}"), &host)?);
+                }
+                Uploaded {
+                    buffers,
+                    point_stride: point_floats / resolved.variant.weight_floats(),
+                }
+            }
+        };
+        let uploaded = Arc::new(uploaded);
+        gpu.layouts.insert(resolved, uploaded.clone());
+        Ok((uploaded, gpu.bias.clone()))
     }
 
     /// Input channels per packed group of the kernel that runs an input of `shape`, when it
-    /// reads a channel-packed copy (made by [`pack_channels`] before it).
+    /// reads a channel-packed copy (made by [`pack_channels`] before it). A Winograd GEMM
+    /// reads its input transform's output instead.
     pub fn pack_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Option<usize>> {
-        Ok(self.config_for(ctx, shape)?.variant.pack())
+        let resolved = self.config_for(ctx, shape)?;
+        Ok(match resolved.winograd {
+            Some(_) => None,
+            None => resolved.variant.pack(),
+        })
+    }
+
+    /// The Winograd tiling of an input of `shape` under `resolved`.
+    fn tiling(
+        &self,
+        ctx: &Context,
+        shape: [usize; 4],
+        resolved: &Resolved,
+    ) -> Result<winograd::Tiling> {
+        let point_bytes = 4 * layout_len(resolved, self.out_channels(), self.in_channels(), 1);
+        winograd::Tiling::new(
+            ctx,
+            &self.geometry,
+            shape,
+            self.out_channels(),
+            resolved,
+            point_bytes as u64,
+        )
+    }
+
+    /// Bytes of the two scratch tensors the layer's kernel needs for an input of `shape` (a
+    /// Winograd configuration's transformed input and product), if it needs any: the memory
+    /// planner places them, [`Conv2d::prepare_with`] takes them.
+    pub fn scratch_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Option<[u64; 2]>> {
+        let resolved = self.config_for(ctx, shape)?;
+        Ok(match resolved.winograd {
+            Some(_) => Some(self.tiling(ctx, shape, &resolved)?.scratch_bytes()),
+            None => None,
+        })
     }
 
     /// Builds the dispatch reading `input` (and `packed`, its channel-packed copy, when the
     /// kernel needs one: [`Conv2d::pack_for`]) and writing `output` (a tensor or a channel
-    /// slice) through `epilogue`.
+    /// slice) through `epilogue`; any scratch the kernel needs is the launch's own.
     pub fn prepare(
         &self,
         ctx: &Context,
         input: &Tensor,
         packed: Option<&Tensor>,
+        output: OutputSlice,
+        epilogue: &Epilogue,
+    ) -> Result<Launch> {
+        self.prepare_with(ctx, input, packed, None, output, epilogue)
+    }
+
+    /// [`Conv2d::prepare`] with the scratch tensors of [`Conv2d::scratch_for`] given (by a
+    /// plan); without them the launch allocates its own.
+    pub fn prepare_with(
+        &self,
+        ctx: &Context,
+        input: &Tensor,
+        packed: Option<&Tensor>,
+        scratch: Option<[&wgpu::Buffer; 2]>,
         output: OutputSlice,
         epilogue: &Epilogue,
     ) -> Result<Launch> {
@@ -317,46 +545,6 @@ impl Conv2d {
         output.check_fits(&self.name, out_shape)?;
         let [n, _, in_h, in_w] = shape;
         let [_, out_c, out_h, out_w] = out_shape;
-        let out_pixels = out_h * out_w;
-        let tile = resolved.tile;
-        let channel_groups = out_c.div_ceil(4);
-        let channel_blocks = out_c.div_ceil(tile.block_channels());
-        let taps = resolved.family == Family::Taps;
-        // Only the register-blocked k x k kernels read the runs table.
-        let runs = match taps && resolved.variant.is_register_blocked() {
-            true => Some(pixel_runs(
-                &self.geometry.tap_regions(in_h, in_w)?,
-                tile.tile_pixels(),
-            )?),
-            false => None,
-        };
-        let tiles = match taps {
-            true => out_w.div_ceil(TILED_PIXELS),
-            false => out_pixels.div_ceil(TILED_PIXELS),
-        };
-        let pixel_tiles = match &runs {
-            Some(runs) => runs.len(),
-            None => out_pixels.div_ceil(tile.tile_pixels()),
-        };
-        // `total` counts invocations for the one-dimensional kernels and workgroups for the
-        // register-blocked ones, whose every decision is per workgroup.
-        let (total, workgroup_count, constants) = match resolved.variant {
-            ConvVariant::Direct => {
-                let invocations = n * out_c * out_pixels;
-                let count = workgroups(invocations);
-                (invocations, count, WORKGROUP_CONSTANT.to_vec())
-            }
-            ConvVariant::Tiled => {
-                let rows = if taps { out_h } else { 1 };
-                let invocations = n * channel_groups * rows * tiles;
-                let count = workgroups(invocations);
-                (invocations, count, WORKGROUP_CONSTANT.to_vec())
-            }
-            _ => {
-                let count = n * channel_blocks * pixel_tiles;
-                (count, count as u64, tile.constants().to_vec())
-            }
-        };
         let g = &self.geometry;
         let bias_stride = match epilogue.per_image_bias {
             Some(bias) => {
@@ -368,22 +556,15 @@ impl Conv2d {
         if let Some(residual) = epilogue.residual {
             residual.expect_shape(out_shape.map(Some))?;
         }
-        let params = ConvParams {
+        let base = ConvParams {
             batch: to_u32("batch", n)?,
-            // The packed8 kernels read C_in rounded up to their groups of 8 (zeros past C_in).
-            in_channels: to_u32(
-                "in_channels",
-                match resolved.variant {
-                    ConvVariant::Packed8 => self.in_channels().next_multiple_of(8),
-                    _ => self.in_channels(),
-                },
-            )?,
+            in_channels: to_u32("in_channels", self.in_channels())?,
             in_h: to_u32("H", in_h)?,
             in_w: to_u32("W", in_w)?,
             out_channels: to_u32("out_channels", out_c)?,
             out_h: to_u32("H_out", out_h)?,
             out_w: to_u32("W_out", out_w)?,
-            out_pixels: to_u32("pixels", out_pixels)?,
+            out_pixels: to_u32("pixels", out_h * out_w)?,
             kernel_size: to_u32("kernel_size", g.kernel_size)?,
             stride: to_u32("stride", g.stride)?,
             dilation: to_u32("dilation", g.dilation)?,
@@ -394,23 +575,136 @@ impl Conv2d {
             relu: epilogue.relu as u32,
             bias_stride: to_u32("bias stride", bias_stride)?,
             has_residual: epilogue.residual.is_some() as u32,
-            total: to_u32("invocations", total)?,
-            tiles: to_u32("tiles", tiles)?,
-            channel_groups: to_u32("channel groups", channel_groups)?,
-            pixel_tiles: to_u32("pixel tiles", pixel_tiles)?,
-            channel_blocks: to_u32("channel blocks", channel_blocks)?,
-            tile_group: to_u32(
-                "tile group",
-                tile_group(
-                    tile,
-                    self.in_channels(),
-                    in_h * in_w * self.in_channels() * 4,
-                    self.weights.weight.len() * 4,
-                    pixel_tiles,
-                ),
-            )?,
+            ..Default::default()
         };
         let (weight, own_bias) = self.gpu_weights(ctx, resolved)?;
+        let zeros = ctx.zeros_buffer((out_c * 4) as u64)?;
+        let bias: &wgpu::Buffer = match (epilogue.per_image_bias, &own_bias) {
+            (Some(b), _) => b.buffer(),
+            (None, Some(b)) => b,
+            (None, None) => &zeros,
+        };
+        let label = format!("{} ({})", self.name, resolved.label(g));
+        let cost = self.cost(shape, &resolved, epilogue.residual.is_some())?;
+        if resolved.winograd.is_some() {
+            let tiling = self.tiling(ctx, shape, &resolved)?;
+            // Without a plan's scratch tensors, the launch's own.
+            let owned = match scratch {
+                Some(_) => None,
+                None => {
+                    let [v, m] = tiling.scratch_bytes();
+                    Some([
+                        ctx.storage_buffer(&format!("{label} V"), v)?,
+                        ctx.storage_buffer(&format!("{label} M"), m)?,
+                    ])
+                }
+            };
+            let scratch = match (&owned, scratch) {
+                (Some([v, m]), _) => [v, m],
+                (None, Some(scratch)) => scratch,
+                (None, None) => unreachable!("allocated above"),
+            };
+            let gemm =
+                |_chunk: usize, range: &winograd::PointRange, v: &wgpu::Buffer| -> Result<Launch> {
+                    let split = Split::new(
+                        &resolved,
+                        range.count,
+                        out_c,
+                        1,
+                        tiling.chunk_tiles,
+                        None,
+                        tiling.v_channels,
+                        tiling.v_channels * tiling.chunk_tiles * 4,
+                        weight.point_stride * resolved.variant.weight_floats() * 4,
+                    )?;
+                    // Images are the range's points; image n writes M's plane of point
+                    // range.first + n (a channel offset of whole planes).
+                    let params = ConvParams {
+                        batch: to_u32("points", range.count)?,
+                        in_channels: to_u32("in_channels", tiling.v_channels)?,
+                        in_h: 1,
+                        in_w: to_u32("tiles", tiling.chunk_tiles)?,
+                        out_h: 1,
+                        out_w: to_u32("tiles", tiling.chunk_tiles)?,
+                        out_pixels: to_u32("tiles", tiling.chunk_tiles)?,
+                        kernel_size: 1,
+                        stride: 1,
+                        dilation: 1,
+                        pad_h: 0,
+                        pad_w: 0,
+                        out_c_total: to_u32("output channels", out_c)?,
+                        out_c_offset: to_u32("point offset", range.first * out_c)?,
+                        relu: 0,
+                        bias_stride: 0,
+                        has_residual: 0,
+                        w_image_stride: to_u32("point stride", weight.point_stride)?,
+                        first_point: to_u32("point", range.first_in_buffer)?,
+                        ..split.params(base)?
+                    };
+                    let buffers = [
+                        v,
+                        &weight.buffers[range.buffer],
+                        &*zeros,
+                        scratch[1],
+                        &*zeros,
+                        v,
+                        &*zeros,
+                    ];
+                    Launch::new(
+                        ctx,
+                        format!(
+                            "{label} GEMM, points {}..{}",
+                            range.first,
+                            range.first + range.count
+                        ),
+                        shader_of(&resolved),
+                        resolved.variant.entry_point(Family::Pointwise),
+                        &split.constants,
+                        &params,
+                        &buffers,
+                        split.workgroups,
+                    )
+                };
+            let mut launch = winograd::launch(
+                ctx, &label, &tiling, base, input, scratch, output, epilogue, bias, &zeros, &gemm,
+            )?;
+            for buffer in owned.into_iter().flatten() {
+                launch = launch.owning(buffer);
+            }
+            return Ok(launch.with_cost(cost));
+        }
+
+        let taps = resolved.family == Family::Taps;
+        // Only the register-blocked k x k kernels read the runs table.
+        let runs = match taps && resolved.variant.is_register_blocked() {
+            true => Some(pixel_runs(
+                &self.geometry.tap_regions(in_h, in_w)?,
+                resolved.tile.tile_pixels(),
+            )?),
+            false => None,
+        };
+        let split = Split::new(
+            &resolved,
+            n,
+            out_c,
+            out_h,
+            out_w,
+            runs.as_ref().map(Vec::len),
+            self.in_channels(),
+            in_h * in_w * self.in_channels() * 4,
+            self.weights.weight.len() * 4,
+        )?;
+        let params = ConvParams {
+            // The packed8 kernels read C_in rounded up to their groups of 8 (zeros past C_in).
+            in_channels: to_u32(
+                "in_channels",
+                match resolved.variant {
+                    ConvVariant::Packed8 => self.in_channels().next_multiple_of(8),
+                    _ => self.in_channels(),
+                },
+            )?,
+            ..split.params(base)?
+        };
         let pack = resolved.variant.pack();
         let packed = match (pack, packed) {
             (Some(pack), Some(packed)) => {
@@ -429,19 +723,13 @@ impl Conv2d {
             }
             (None, _) => None,
         };
-        let zeros = ctx.zeros_buffer((out_c * 4) as u64)?;
         let runs = match &runs {
             Some(runs) => Some(ctx.upload(&format!("{} pixel runs", self.name), runs)?),
             None => None,
         };
-        let bias: &wgpu::Buffer = match (epilogue.per_image_bias, &own_bias) {
-            (Some(b), _) => b.buffer(),
-            (None, Some(b)) => b,
-            (None, None) => &zeros,
-        };
         let buffers = [
             input.buffer(),
-            &weight,
+            &weight.buffers[0],
             bias,
             output.tensor.buffer(),
             runs.as_ref().unwrap_or(&*zeros),
@@ -450,15 +738,15 @@ impl Conv2d {
         ];
         let launch = Launch::new(
             ctx,
-            format!("{} ({})", self.name, resolved.label(g)),
+            label,
             shader_of(&resolved),
             resolved.variant.entry_point(resolved.family),
-            &constants,
+            &split.constants,
             &params,
             &buffers,
-            workgroup_count,
+            split.workgroups,
         )?
-        .with_cost(self.cost(shape, &resolved, epilogue.residual.is_some())?);
+        .with_cost(cost);
         Ok(match runs {
             Some(runs) => launch.owning(runs),
             None => launch,
@@ -538,27 +826,39 @@ impl Conv2d {
 /// read contiguously, stream through once per group.
 const TILE_GROUP_BYTES: usize = 512 << 10;
 
-/// How many pixel tiles make a group: groups of [`TILE_GROUP_BYTES`] where the weights are
-/// smaller than the input (streaming them once per group costs less than streaming the input
-/// once per block), else one group of every tile (block by block). Measured on lavapipe (2 Zen
-/// cores, 512 KiB of L2 each), groups against block by block: a 2048 -> 512 1x1 at 65 x 65
-/// (input 35 MB, weights 4 MB) 2.1x as fast, ASPP's 2048 -> 256 3x3 at 65 x 65 and rate 24
-/// (weights 19 MB) 1.9x; PSPNet's 4096 -> 512 3x3 bottleneck at 60 x 60 (input 59 MB, weights
-/// 75 MB) 0.84x; layers whose input stays cached about even. Groups of 4 MiB lose most of the
-/// gain: lavapipe's per-lane loads of the input stall on misses, the weights' reads do not.
+/// How many pixel tiles make a group: groups of [`TILE_GROUP_BYTES`] where streaming the
+/// weights once per group costs less than streaming the input once per block of output
+/// channels, else one group of every tile (block by block). A weight load is one per
+/// workgroup (uniform) and a sequential read, an input load one per lane and a gather, so a
+/// byte of weights costs about a quarter of a byte of input ([`WEIGHT_BYTE_COST`]). Measured on
+/// lavapipe (2 Zen cores, 512 KiB of L2 each), groups against block by block: a 2048 -> 512
+/// 1x1 at 65 x 65 (input 35 MB, weights 4 MB) 2.1x as fast, ASPP's 2048 -> 256 3x3 at 65 x 65
+/// and rate 24 (weights 19 MB) 1.9x; PSPNet's 4096 -> 512 3x3 bottleneck at 60 x 60 (input
+/// 59 MB, weights 75 MB, 115 groups) 0.84x. Groups of 4 MiB lose most of the gain:
+/// lavapipe's per-lane loads of the input stall on misses, the weights' reads do not.
+#[allow(clippy::too_many_arguments)]
 fn tile_group(
     tile: RegisterTile,
     in_channels: usize,
     input_bytes: usize,
     weight_bytes: usize,
     pixel_tiles: usize,
+    channel_blocks: usize,
 ) -> usize {
-    if weight_bytes > input_bytes {
-        return pixel_tiles.max(1);
-    }
     let per_tile = tile.tile_pixels() * in_channels * 4;
-    (TILE_GROUP_BYTES / per_tile.max(1)).clamp(1, pixel_tiles.max(1))
+    let all = pixel_tiles.max(1);
+    let group = (TILE_GROUP_BYTES / per_tile.max(1)).clamp(1, all);
+    let grouped = all.div_ceil(group) as f64 * weight_bytes as f64 * WEIGHT_BYTE_COST;
+    let block_major = channel_blocks as f64 * input_bytes as f64;
+    if grouped < block_major {
+        group
+    } else {
+        all
+    }
 }
+
+/// What streaming a byte of weights costs against a byte of input (see [`tile_group`]).
+const WEIGHT_BYTE_COST: f64 = 0.25;
 
 /// The tap-pruned kernels' runs of pixels: each tap region cut into runs of `run_pixels` pixels
 /// (the last one of a region shorter); entry `tile` of the shaders' `runs` table

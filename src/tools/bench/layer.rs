@@ -15,7 +15,7 @@
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ops::conv2d::{ConvConfig, ConvVariant, Epilogue, Family};
+use crate::ops::conv2d::{ConvConfig, ConvVariant, Epilogue};
 use crate::ops::Conv2d;
 use crate::pipeline::Launch;
 use crate::reference::compare;
@@ -138,7 +138,7 @@ impl ConvLayer {
 
     /// Every candidate configuration of this layer's kernel family on `ctx`.
     pub fn candidates(&self, ctx: &Context) -> Vec<ConvConfig> {
-        ConvConfig::candidates(ctx, Family::of(&self.geometry))
+        ConvConfig::candidates_for(ctx, &self.geometry, self.in_channels)
     }
 
     /// The layer as a `Conv2d` with `weights`, run by `config`.

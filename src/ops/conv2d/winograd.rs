@@ -1,0 +1,579 @@
+//! Winograd minimal filtering for 3x3 convolutions of stride 1, any dilation and padding.
+//! F(m x m, 3 x 3) computes an m x m tile of outputs from an (m+2) x (m+2) tile of input with
+//! (m+2)^2 multiplies per pair of input and output channels instead of 9 m^2 (Lavin and Gray,
+//! "Fast Algorithms for Convolutional Neural Networks", 2016): 2.25x fewer for m = 2, 4x for
+//! m = 4.
+//!
+//! Dilation by residue classes: a 3x3 convolution of dilation d is d x d ordinary 3x3
+//! convolutions, one per class of output pixels (y mod d, x mod d), each reading the input
+//! pixels of its class's grid at stride d. A tile is m x m outputs of one class, d apart; its
+//! input is the (m+2) x (m+2) pixels d apart that they read, gathered straight from the NCHW
+//! input (no space-to-batch copy), and its outputs are written d apart. The tiles of each
+//! class cover that class's outputs exactly (the last tile of a row or column may stick out
+//! of the map: its outside outputs are computed and dropped).
+//!
+//! Three dispatches per chunk of tiles:
+//! 1. input transform (shaders/winograd.wgsl): V = B^T d B for each tile and input channel;
+//! 2. the GEMM, a 1x1 kernel (shaders/conv1x1*.wgsl) whose images are the (m+2)^2 points xi
+//!    of the transform, each with its own weights: M[xi] = U[xi] V[xi], the weights
+//!    U = G g G^T transformed at load in f64 and stored f32;
+//! 3. output transform (shaders/winograd.wgsl): Y = A^T M A for each tile and output channel,
+//!    through the shared epilogue (bias, residual, ReLU) to its pixels.
+//!
+//! x: (N, C_in, H, W)
+//! V: (a^2, C_in, T) with a = m + 2 and T the chunk's tiles; (a^2, ceil(C_in / 8), T, 8) for
+//!    the packed8 GEMM (its packed input layout, zeros past C_in)
+//! U: a^2 blocks, one per point, each a 1x1 (C_out, C_in) weight in the GEMM kernel's layout
+//! M: (a^2, C_out, T)
+//! y: (N, C_out, H_out, W_out)
+//! tiles: the tiles' first output rows (row_tiles of them), then first columns (col_tiles)
+//!
+//! V and M are scratch tensors of the plan (the memory planner places them; `Plan` hands them
+//! to [`Conv2d::prepare_with`](super::Conv2d::prepare_with)), or buffers of the launch when a
+//! conv runs on its own. Chunks of tiles keep V within [`SCRATCH_BYTES`]. Weights larger than
+//! one storage binding (PSPNet's 4096 -> 512 bottleneck in F(4x4) is 302 MB) are split by
+//! points over several buffers, and the GEMM runs once per buffer on ranges of V and M.
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::ops::conv2d::{ConvParams, ConvWeights, Epilogue, Resolved};
+use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
+use crate::pipeline::{Launch, Shader};
+use crate::shape::ConvGeometry;
+use crate::tensor::{OutputSlice, Tensor};
+
+/// The output tile of a Winograd transform: F(2x2, 3x3) or F(4x4, 3x3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WinogradTile {
+    F2,
+    F4,
+}
+
+/// Interpolation points 0, 1, -1 (and infinity).
+const F2_BT: [[f64; 4]; 4] = [
+    [1.0, 0.0, -1.0, 0.0],
+    [0.0, 1.0, 1.0, 0.0],
+    [0.0, -1.0, 1.0, 0.0],
+    [0.0, 1.0, 0.0, -1.0],
+];
+const F2_G: [[f64; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+const F2_AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+
+/// Interpolation points 0, 1, -1, 2, -2 (and infinity), Lavin's. The points 0, 1, -1, 1/2,
+/// -1/2 (Toom-Cook, as Barabasz et al. propose for accuracy) measured no better here on
+/// random data: 1.2e-5 against 1.2e-5 at C_in = 4096, slightly worse below.
+const F4_BT: [[f64; 6]; 6] = [
+    [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+    [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+    [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+    [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+];
+const F4_G: [[f64; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+const F4_AT: [[f64; 6]; 4] = [
+    [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+    [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+];
+
+impl WinogradTile {
+    pub const ALL: [WinogradTile; 2] = [WinogradTile::F2, WinogradTile::F4];
+
+    /// Outputs per tile side.
+    pub fn m(self) -> usize {
+        match self {
+            WinogradTile::F2 => 2,
+            WinogradTile::F4 => 4,
+        }
+    }
+
+    /// Inputs per tile side, m + 2: the transform has alpha^2 points.
+    pub fn alpha(self) -> usize {
+        self.m() + 2
+    }
+
+    /// `wino2`, `wino4` (in configuration labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            WinogradTile::F2 => "wino2",
+            WinogradTile::F4 => "wino4",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == text)
+    }
+
+    /// B^T (alpha x alpha), row by row.
+    pub fn bt(self) -> Vec<Vec<f64>> {
+        match self {
+            WinogradTile::F2 => F2_BT.iter().map(|r| r.to_vec()).collect(),
+            WinogradTile::F4 => F4_BT.iter().map(|r| r.to_vec()).collect(),
+        }
+    }
+
+    /// G (alpha x 3).
+    pub fn g(self) -> Vec<[f64; 3]> {
+        match self {
+            WinogradTile::F2 => F2_G.to_vec(),
+            WinogradTile::F4 => F4_G.to_vec(),
+        }
+    }
+
+    /// A^T (m x alpha).
+    pub fn at(self) -> Vec<Vec<f64>> {
+        match self {
+            WinogradTile::F2 => F2_AT.iter().map(|r| r.to_vec()).collect(),
+            WinogradTile::F4 => F4_AT.iter().map(|r| r.to_vec()).collect(),
+        }
+    }
+
+    /// The transformed filters: for each point xi = (i, j) of the alpha x alpha transform, the
+    /// (C_out, C_in) matrix U[xi] = (G g G^T)[i][j], computed in f64 from `weights`' 3x3
+    /// kernels, without bias (the output transform's epilogue adds it).
+    pub fn transform_weights(self, weights: &ConvWeights) -> Vec<ConvWeights> {
+        let (a, g) = (self.alpha(), self.g());
+        let (cout, cin) = (weights.out_channels, weights.in_channels);
+        let mut points = vec![vec![0f32; cout * cin]; a * a];
+        for (pair, kernel) in weights.weight.chunks_exact(9).enumerate() {
+            let k = |r: usize, c: usize| kernel[r * 3 + c] as f64;
+            // G g: alpha x 3.
+            let gg: Vec<[f64; 3]> = (0..a)
+                .map(|i| std::array::from_fn(|c| (0..3).map(|r| g[i][r] * k(r, c)).sum()))
+                .collect();
+            for i in 0..a {
+                for j in 0..a {
+                    let u: f64 = (0..3).map(|c| gg[i][c] * g[j][c]).sum();
+                    points[i * a + j][pair] = u as f32;
+                }
+            }
+        }
+        points
+            .into_iter()
+            .map(|weight| ConvWeights {
+                out_channels: cout,
+                in_channels: cin,
+                kernel_size: 1,
+                weight,
+                bias: None,
+            })
+            .collect()
+    }
+
+    /// Multiplies per pair of channels for an output of `out_h x out_w` at `dilation`: alpha^2
+    /// per tile (direct convolution: 9 per output pixel, fewer where taps fall in the padding).
+    pub fn multiplies(self, out_h: usize, out_w: usize, dilation: usize) -> usize {
+        let a = self.alpha();
+        let rows = tile_origins(out_h, dilation, self.m()).len();
+        let cols = tile_origins(out_w, dilation, self.m()).len();
+        rows * cols * a * a
+    }
+}
+
+/// The C_in for which the default and the tuner may take F(4x4), whose error is 3-4x the direct
+/// kernels' (rel L2 against the float64 reference, random data: 1.6e-6 at 64, 2.8e-6 at 256,
+/// 5.4e-6 at 1024, 8.4e-6 at 2048, 1.2e-5 at 4096; F(2x2) stays below the direct kernels' own
+/// error at every C_in). Up to 2048 it passes the op tolerance (1e-5). From 256: an error made
+/// early in a deep network is amplified by every layer after it, and F(4x4) on the stem and
+/// layer1-2 (C_in 64-128) took PSPNet-ResNet101's logits from 3.9e-5 to 1.2e-4 from PyTorch's
+/// (the network tolerance is 1e-4), on layer3, layer4 and the heads only to 4.2e-5
+/// (BENCHMARKS.md).
+pub const F4_IN_CHANNELS: std::ops::RangeInclusive<usize> = 256..=2048;
+
+/// Whether the default and the tuner may run a layer of `in_channels` in F(4x4).
+pub fn f4_allowed(in_channels: usize) -> bool {
+    F4_IN_CHANNELS.contains(&in_channels)
+}
+
+/// Time per multiply of each tile size against the direct kernel's, measured on lavapipe
+/// (PSPNet's 4096 -> 512 bottleneck at 60 x 60: F(2x2) 2.25x as fast for 2.25x fewer
+/// multiplies, F(4x4) 2.95x for 4x): the transforms and the GEMM's shorter loops.
+const OVERHEAD: [(WinogradTile, f64); 2] = [(WinogradTile::F2, 1.0), (WinogradTile::F4, 1.35)];
+
+/// Below these channel counts the transforms (per channel and tile) weigh too much against
+/// the GEMM (per pair of channels and tile).
+const MIN_CHANNELS: usize = 16;
+
+/// The tile the default configuration uses for a layer, if Winograd should run it: the one
+/// whose multiplies, weighted by [`OVERHEAD`], are fewest, if fewer than the direct kernel's
+/// (only taps on real pixels: at large rates on small maps, tap pruning wins), and F(4x4) only
+/// for [`F4_IN_CHANNELS`].
+pub fn choose(
+    geometry: &ConvGeometry,
+    h: usize,
+    w: usize,
+    in_channels: usize,
+    out_channels: usize,
+) -> Result<Option<WinogradTile>> {
+    if !eligible(geometry) || in_channels < MIN_CHANNELS || out_channels < MIN_CHANNELS {
+        return Ok(None);
+    }
+    let (out_h, out_w) = geometry.out_hw(h, w)?;
+    let direct = geometry.live_taps(h, w)? as f64;
+    Ok(OVERHEAD
+        .into_iter()
+        .filter(|&(tile, _)| tile != WinogradTile::F4 || f4_allowed(in_channels))
+        .map(|(tile, overhead)| {
+            let cost = tile.multiplies(out_h, out_w, geometry.dilation) as f64 * overhead;
+            (tile, cost)
+        })
+        .filter(|&(_, cost)| cost < direct)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(tile, _)| tile))
+}
+
+/// Whether Winograd's F(m x m, 3 x 3) computes this geometry: 3x3, stride 1.
+pub fn eligible(geometry: &ConvGeometry) -> bool {
+    geometry.kernel_size == 3 && geometry.stride == 1
+}
+
+/// The first output row (or column) of each tile along an axis of `out` pixels: for each
+/// residue class r < `dilation`, the class's pixels r, r + d, ... in runs of `m`.
+pub fn tile_origins(out: usize, dilation: usize, m: usize) -> Vec<usize> {
+    let mut origins = Vec::new();
+    for r in 0..dilation.min(out) {
+        let pixels = (out - r).div_ceil(dilation);
+        for t in 0..pixels.div_ceil(m) {
+            origins.push(r + dilation * m * t);
+        }
+    }
+    origins
+}
+
+/// Bytes of each scratch tensor at most: M (every point of a chunk of tiles) and V (a range
+/// of points of that chunk), sized like the layer's larger activation within
+/// [`MIN_SCRATCH_BYTES`]..=[`SCRATCH_BYTES`]. Larger chunks of tiles stream the weights fewer
+/// times (every chunk reads them once; a 4096 -> 512 layer's F(4x4) weights are 302 MB), and
+/// larger ranges of points read the input fewer times (each range's input transform reads the
+/// chunk's input again). Measured on PSPNet's 4096 -> 512 bottleneck with a fixed budget
+/// (F(2x2), F(4x4)): 1189 and 852 ms with 64 MiB, 1383 and 984 with 32, 1451 and 1239 with 8.
+pub const SCRATCH_BYTES: u64 = 64 << 20;
+
+/// The smallest scratch budget: below it the chunks' dispatches outweigh their work.
+pub const MIN_SCRATCH_BYTES: u64 = 1 << 20;
+
+const WINOGRAD: Shader = crate::pipeline::shader!(
+    "winograd",
+    prelude["conv_params"],
+    [Uniform, ReadOnly, ReadWrite, ReadOnly, ReadWrite, ReadOnly, ReadOnly, ReadOnly]
+);
+
+/// A range of points the GEMM runs at once: `count` points from `first`, whose weights are
+/// in weight buffer `buffer` from its point `first_in_buffer` on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PointRange {
+    pub first: usize,
+    pub count: usize,
+    pub buffer: usize,
+    pub first_in_buffer: usize,
+}
+
+/// How one layer on one input shape is cut into chunks of tiles and ranges of points.
+#[derive(Clone, Debug)]
+pub(crate) struct Tiling {
+    pub tile: WinogradTile,
+    pub row_origins: Vec<usize>,
+    pub col_origins: Vec<usize>,
+    /// Tiles per chunk (the last chunk may run past the last tile: those tiles are empty).
+    pub chunk_tiles: usize,
+    pub chunks: usize,
+    pub ranges: Vec<PointRange>,
+    /// Input channels as V holds them: C_in, or rounded up to 8 for the packed8 GEMM.
+    pub v_channels: usize,
+    /// Channels packed together in V: 8 for the packed8 GEMM, else 1 (planes).
+    pub pack: usize,
+    pub out_channels: usize,
+}
+
+impl Tiling {
+    /// The tiling of `geometry` on `shape` for the GEMM `resolved`, whose weight layout takes
+    /// `point_bytes` per point.
+    pub fn new(
+        ctx: &Context,
+        geometry: &ConvGeometry,
+        shape: [usize; 4],
+        out_channels: usize,
+        resolved: &Resolved,
+        point_bytes: u64,
+    ) -> Result<Tiling> {
+        let tile = resolved.winograd.expect("a Winograd configuration");
+        let [n, c, h, w] = shape;
+        let (out_h, out_w) = geometry.out_hw(h, w)?;
+        let d = geometry.dilation;
+        let row_origins = tile_origins(out_h, d, tile.m());
+        let col_origins = tile_origins(out_w, d, tile.m());
+        let tiles = n * row_origins.len() * col_origins.len();
+        let points = tile.alpha() * tile.alpha();
+        let pack = resolved.variant.pack().unwrap_or(1);
+        let v_channels = c.next_multiple_of(pack);
+        // Scratch about the size of the layer's larger activation: the plan's buffers hold
+        // tensors of that size already, so the scratch shares them rather than adding its own.
+        let activation = (4 * n * c * h * w).max(4 * n * out_channels * out_h * out_w) as u64;
+        let budget = activation
+            .clamp(MIN_SCRATCH_BYTES, SCRATCH_BYTES)
+            .min(ctx.max_binding_bytes());
+        // M holds every point of a chunk; V at least one.
+        let per_tile = (4 * points * out_channels).max(4 * v_channels) as u64;
+        let most = ((budget / per_tile) as usize).max(1);
+        let chunks = tiles.div_ceil(most);
+        let chunk_tiles = tiles.div_ceil(chunks);
+        let per_range = ((budget / (4 * v_channels * chunk_tiles) as u64) as usize).max(1);
+        let per_buffer = points_per_buffer(ctx, point_bytes, points)?;
+        let mut ranges = Vec::new();
+        let mut first = 0;
+        while first < points {
+            // A range never straddles two weight buffers.
+            let (buffer, first_in_buffer) = (first / per_buffer, first % per_buffer);
+            let count = per_range
+                .min(per_buffer - first_in_buffer)
+                .min(points - first);
+            ranges.push(PointRange {
+                first,
+                count,
+                buffer,
+                first_in_buffer,
+            });
+            first += count;
+        }
+        Ok(Tiling {
+            tile,
+            row_origins,
+            col_origins,
+            chunk_tiles,
+            chunks,
+            ranges,
+            v_channels,
+            pack,
+            out_channels,
+        })
+    }
+
+    fn points(&self) -> usize {
+        self.tile.alpha() * self.tile.alpha()
+    }
+
+    /// Bytes of V (the largest range of points) and M (every point) for one chunk: the
+    /// scratch the layer needs.
+    pub fn scratch_bytes(&self) -> [u64; 2] {
+        let range = self.ranges.iter().map(|r| r.count).max().unwrap_or(1);
+        let tiles = (self.chunk_tiles * 4) as u64;
+        [
+            tiles * (range * self.v_channels) as u64,
+            tiles * (self.points() * self.out_channels) as u64,
+        ]
+    }
+}
+
+/// How many points' weights of `point_bytes` each fit one storage binding.
+pub(crate) fn points_per_buffer(ctx: &Context, point_bytes: u64, points: usize) -> Result<usize> {
+    let limit = ctx.max_binding_bytes();
+    if point_bytes > limit {
+        return Err(Error::TooLarge {
+            what: "one point's Winograd weights".into(),
+            bytes: point_bytes,
+            limit,
+        });
+    }
+    Ok(((limit / point_bytes) as usize).clamp(1, points))
+}
+
+/// The GEMM of one chunk of tiles and one range of points: (chunk, range, V) to its launch,
+/// which writes M's planes of the range.
+pub(crate) type Gemm<'a> = dyn Fn(usize, &PointRange, &wgpu::Buffer) -> Result<Launch> + 'a;
+
+/// The transforms' launches and the GEMM's, chunk by chunk and range by range, as one
+/// [`Launch`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch(
+    ctx: &Context,
+    label: &str,
+    tiling: &Tiling,
+    base: ConvParams,
+    input: &Tensor,
+    scratch: [&wgpu::Buffer; 2],
+    output: OutputSlice,
+    epilogue: &Epilogue,
+    bias: &wgpu::Buffer,
+    zeros: &wgpu::Buffer,
+    gemm: &Gemm,
+) -> Result<Launch> {
+    let mut table: Vec<u32> = Vec::new();
+    for &o in tiling.row_origins.iter().chain(&tiling.col_origins) {
+        table.push(to_u32("tile origin", o)?);
+    }
+    let table = ctx.upload(&format!("{label} tiles"), &table)?;
+    let constants = [WORKGROUP_CONSTANT[0], ("PACK", tiling.pack as f64)];
+    let (input_entry, output_entry) = match tiling.tile {
+        WinogradTile::F2 => ("winograd_input_f2", "winograd_output_f2"),
+        WinogradTile::F4 => ("winograd_input_f4", "winograd_output_f4"),
+    };
+    let [v, m] = scratch;
+    let residual = epilogue.residual.map_or(zeros, |r| r.buffer());
+    let mut steps: Vec<Launch> = Vec::new();
+    for chunk in 0..tiling.chunks {
+        let common = ConvParams {
+            first_tile: to_u32("tile", chunk * tiling.chunk_tiles)?,
+            row_tiles: to_u32("tile rows", tiling.row_origins.len())?,
+            col_tiles: to_u32("tile columns", tiling.col_origins.len())?,
+            chunk_tiles: to_u32("tiles", tiling.chunk_tiles)?,
+            ..base
+        };
+        for range in &tiling.ranges {
+            let inputs = tiling.v_channels * tiling.chunk_tiles;
+            steps.push(Launch::new(
+                ctx,
+                format!("{label} input transform"),
+                &WINOGRAD,
+                input_entry,
+                &constants,
+                &ConvParams {
+                    total: to_u32("invocations", inputs)?,
+                    first_point: to_u32("point", range.first)?,
+                    point_count: to_u32("points", range.count)?,
+                    ..common
+                },
+                &[
+                    input.buffer(),
+                    v,
+                    zeros,
+                    output.tensor.buffer(),
+                    &table,
+                    zeros,
+                    residual,
+                ],
+                workgroups(inputs),
+            )?);
+            steps.push(gemm(chunk, range, v)?);
+        }
+        let outputs = tiling.out_channels * tiling.chunk_tiles;
+        steps.push(Launch::new(
+            ctx,
+            format!("{label} output transform"),
+            &WINOGRAD,
+            output_entry,
+            &constants,
+            &ConvParams {
+                total: to_u32("invocations", outputs)?,
+                ..common
+            },
+            &[
+                input.buffer(),
+                m,
+                bias,
+                output.tensor.buffer(),
+                &table,
+                zeros,
+                residual,
+            ],
+            workgroups(outputs),
+        )?);
+    }
+    let launch = steps
+        .into_iter()
+        .reduce(Launch::then)
+        .expect("at least one chunk");
+    Ok(launch.owning(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// A^T [(G g) * (B^T d)] is the correlation y[i] = sum_k d[i + k] g[k], in f64.
+    #[test]
+    fn the_matrices_compute_a_correlation() {
+        let mut rng = Rng::new(5);
+        for tile in WinogradTile::ALL {
+            let (m, a) = (tile.m(), tile.alpha());
+            let (bt, g, at) = (tile.bt(), tile.g(), tile.at());
+            for _ in 0..10 {
+                let d: Vec<f64> = rng.vec(a, 1.0).into_iter().map(f64::from).collect();
+                let k: Vec<f64> = rng.vec(3, 1.0).into_iter().map(f64::from).collect();
+                let u: Vec<f64> = g
+                    .iter()
+                    .map(|row| (0..3).map(|j| row[j] * k[j]).sum())
+                    .collect();
+                let v: Vec<f64> = bt
+                    .iter()
+                    .map(|row| (0..a).map(|j| row[j] * d[j]).sum())
+                    .collect();
+                for i in 0..m {
+                    let y: f64 = (0..a).map(|j| at[i][j] * u[j] * v[j]).sum();
+                    let expected: f64 = (0..3).map(|j| d[i + j] * k[j]).sum();
+                    assert!(
+                        (y - expected).abs() < 1e-12,
+                        "{tile:?} output {i}: {y} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Each residue class's outputs are covered once: origins r, r + d m, ... for r < d.
+    #[test]
+    fn tile_origins_cover_every_output_once() {
+        for (out, d, m) in [
+            (65, 4, 4),
+            (65, 12, 2),
+            (1, 3, 4),
+            (60, 1, 4),
+            (9, 24, 2),
+            (33, 2, 4),
+        ] {
+            let mut covered = vec![0; out];
+            for y0 in tile_origins(out, d, m) {
+                for i in 0..m {
+                    if let Some(c) = covered.get_mut(y0 + i * d) {
+                        *c += 1;
+                    }
+                }
+            }
+            assert!(
+                covered.iter().all(|&c| c == 1),
+                "{out} {d} {m}: {covered:?}"
+            );
+        }
+    }
+
+    /// The cost model takes Winograd on ResNet's and PSPNet's dense 3x3s, tap pruning at
+    /// ASPP's large rates, F(4x4) only in its C_in range, and nothing but 3x3 of stride 1.
+    #[test]
+    fn the_default_follows_the_multiplies() {
+        let choose =
+            |g: ConvGeometry, size: usize, cin: usize| choose(&g, size, size, cin, 256).unwrap();
+        assert_eq!(
+            choose(ConvGeometry::same_3x3(1), 60, 512),
+            Some(WinogradTile::F4)
+        );
+        assert_eq!(
+            choose(ConvGeometry::same_3x3(1), 60, 4096),
+            Some(WinogradTile::F2)
+        );
+        assert_eq!(
+            choose(ConvGeometry::same_3x3(4), 65, 512),
+            Some(WinogradTile::F4)
+        );
+        assert_eq!(choose(ConvGeometry::same_3x3(36), 65, 2048), None);
+        assert_eq!(
+            choose(ConvGeometry::same_3x3(1), 119, 64),
+            Some(WinogradTile::F2)
+        );
+        assert_eq!(choose(ConvGeometry::same_3x3(1), 65, 8), None);
+        assert_eq!(choose(ConvGeometry::new(3, 2, 1, 1), 65, 256), None);
+    }
+}
