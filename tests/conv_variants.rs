@@ -13,7 +13,7 @@
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use atrous::ops::conv2d::{ConvConfig, ConvVariant, Family, RegisterTile, WinogradTile};
+use atrous::ops::conv2d::{winograd, ConvConfig, ConvVariant, Family, RegisterTile, WinogradTile};
 use atrous::ops::{Conv2d, ConvWeights, Epilogue};
 use atrous::reference::{self, compare, unravel, HostTensor, REL_L2_TOLERANCE};
 use atrous::rng::Rng;
@@ -560,4 +560,53 @@ fn pack_channels_matches_host_packing() {
         .err()
         .expect("groups of 6 channels are rejected");
     assert!(error.to_string().contains("4 or 8"), "{error}");
+}
+
+/// Winograd's error against the float64 reference as C_in grows (random data in [-1, 1), a
+/// 24 x 24 map, 8 output channels, rates 1 and 4), beside the direct kernel's: F(2x2) within the
+/// op tolerance at every C_in up to 4096, F(4x4) within it over the C_in range where the
+/// default and the tuner may take it. `--nocapture` prints the table BENCHMARKS.md quotes.
+#[test]
+fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
+    let _gpu = gpu();
+    eprintln!("C_in  rate  direct rel L2 (max abs)  F(2x2)  F(4x4)");
+    for cin in [16, 64, 256, 512, 1024, 2048, 4096] {
+        for dilation in [1, 4] {
+            let mut rng = Rng::new(cin as u64);
+            let (x, hx) = upload(&mut rng, [1, cin, 24, 24]);
+            let weights = rng.conv_weights(8, cin, 3, true);
+            let geometry = ConvGeometry::same_3x3(dilation);
+            let expected = reference::conv2d_with(&hx, &weights, geometry, None, None, false);
+            let mut line = format!("{cin:5} {dilation:4}");
+            for tile in [None, Some(WinogradTile::F2), Some(WinogradTile::F4)] {
+                let config = ConvConfig {
+                    winograd: tile,
+                    ..ConvConfig::AUTO
+                };
+                let conv = Conv2d::new("conv", weights.clone(), geometry)
+                    .unwrap()
+                    .with_config(config);
+                let y = conv
+                    .forward(ctx(), &x, false)
+                    .unwrap()
+                    .to_vec(ctx())
+                    .unwrap();
+                let c = compare(&y, &expected.data);
+                line += &format!("  {:.2e} ({:.1e})", c.rel_l2, c.max_abs);
+                let bound = match tile {
+                    Some(WinogradTile::F4) => winograd::f4_allowed(cin),
+                    _ => true,
+                };
+                if bound {
+                    assert!(
+                        c.rel_l2 <= REL_L2_TOLERANCE,
+                        "{} at C_in {cin}, rate {dilation}: {:.2e}",
+                        config.label(&geometry),
+                        c.rel_l2
+                    );
+                }
+            }
+            eprintln!("{line}");
+        }
+    }
 }

@@ -199,19 +199,27 @@ pub fn f4_allowed(in_channels: usize) -> bool {
     F4_IN_CHANNELS.contains(&in_channels)
 }
 
-/// Time per multiply of each tile size against the direct kernel's, measured on lavapipe
-/// (PSPNet's 4096 -> 512 bottleneck at 60 x 60: F(2x2) 2.25x as fast for 2.25x fewer
-/// multiplies, F(4x4) 2.95x for 4x): the transforms and the GEMM's shorter loops.
-const OVERHEAD: [(WinogradTile, f64); 2] = [(WinogradTile::F2, 1.0), (WinogradTile::F4, 1.35)];
+/// The speed-up a layer gets per unit of multiply reduction, for channel counts whose harmonic
+/// mean is h: h / (h + EFFICIENCY_KNEE). The transforms cost per channel and tile, the GEMM per
+/// pair of channels and tile, so narrow layers keep less of the reduction. Fitted to lavapipe
+/// (BENCHMARKS.md, "Winograd"): measured / predicted 0.89 and 0.84 (F(2x2), F(4x4)) at 4096 ->
+/// 512, 0.62-0.74 at 512 -> 512, 0.61-0.71 at 2048 -> 256, 0.50-0.59 at 256 -> 256, 0.39-0.46
+/// at 128 -> 128 and 0.24-0.27 at 64 -> 64; the model gives 0.84, 0.74, 0.72, 0.59, 0.42 and
+/// 0.27.
+const EFFICIENCY_KNEE: f64 = 177.0;
+
+/// The least predicted speed-up worth switching kernels for.
+const MIN_SPEEDUP: f64 = 1.1;
 
 /// Below these channel counts the transforms (per channel and tile) weigh too much against
 /// the GEMM (per pair of channels and tile).
 const MIN_CHANNELS: usize = 16;
 
 /// The tile the default configuration uses for a layer, if Winograd should run it: the one
-/// whose multiplies, weighted by [`OVERHEAD`], are fewest, if fewer than the direct kernel's
-/// (only taps on real pixels: at large rates on small maps, tap pruning wins), and F(4x4) only
-/// for [`F4_IN_CHANNELS`].
+/// with the largest predicted speed-up, the direct kernel's multiplies (only taps on real
+/// pixels: at large rates on small maps, tap pruning wins) over its own, times the efficiency
+/// its channel counts allow ([`EFFICIENCY_KNEE`]), if at least [`MIN_SPEEDUP`]; F(4x4) only for
+/// [`F4_IN_CHANNELS`].
 pub fn choose(
     geometry: &ConvGeometry,
     h: usize,
@@ -224,15 +232,17 @@ pub fn choose(
     }
     let (out_h, out_w) = geometry.out_hw(h, w)?;
     let direct = geometry.live_taps(h, w)? as f64;
-    Ok(OVERHEAD
+    let mean = 2.0 / (1.0 / in_channels as f64 + 1.0 / out_channels as f64);
+    let efficiency = mean / (mean + EFFICIENCY_KNEE);
+    Ok(WinogradTile::ALL
         .into_iter()
-        .filter(|&(tile, _)| tile != WinogradTile::F4 || f4_allowed(in_channels))
-        .map(|(tile, overhead)| {
-            let cost = tile.multiplies(out_h, out_w, geometry.dilation) as f64 * overhead;
-            (tile, cost)
+        .filter(|&tile| tile != WinogradTile::F4 || f4_allowed(in_channels))
+        .map(|tile| {
+            let multiplies = tile.multiplies(out_h, out_w, geometry.dilation) as f64;
+            (tile, direct / multiplies * efficiency)
         })
-        .filter(|&(_, cost)| cost < direct)
-        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .filter(|&(_, speedup)| speedup >= MIN_SPEEDUP)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(tile, _)| tile))
 }
 
@@ -554,26 +564,28 @@ mod tests {
     /// ASPP's large rates, F(4x4) only in its C_in range, and nothing but 3x3 of stride 1.
     #[test]
     fn the_default_follows_the_multiplies() {
-        let choose =
-            |g: ConvGeometry, size: usize, cin: usize| choose(&g, size, size, cin, 256).unwrap();
-        assert_eq!(
-            choose(ConvGeometry::same_3x3(1), 60, 512),
-            Some(WinogradTile::F4)
-        );
-        assert_eq!(
-            choose(ConvGeometry::same_3x3(1), 60, 4096),
-            Some(WinogradTile::F2)
-        );
-        assert_eq!(
-            choose(ConvGeometry::same_3x3(4), 65, 512),
-            Some(WinogradTile::F4)
-        );
-        assert_eq!(choose(ConvGeometry::same_3x3(36), 65, 2048), None);
-        assert_eq!(
-            choose(ConvGeometry::same_3x3(1), 119, 64),
-            Some(WinogradTile::F2)
-        );
-        assert_eq!(choose(ConvGeometry::same_3x3(1), 65, 8), None);
-        assert_eq!(choose(ConvGeometry::new(3, 2, 1, 1), 65, 256), None);
+        use WinogradTile::{F2, F4};
+        // (dilation, map, C_in, C_out, the choice); the layers of BENCHMARKS.md's table, where
+        // the default's choice was measured the fastest of the three.
+        let layers = [
+            (1, 60, 4096, 512, Some(F2)),
+            (1, 65, 2048, 512, Some(F4)),
+            (4, 65, 512, 512, Some(F4)),
+            (2, 65, 256, 256, Some(F4)),
+            (12, 65, 2048, 256, None),
+            (24, 65, 2048, 256, None),
+            (36, 65, 2048, 256, None),
+            (6, 33, 512, 256, None),
+            (1, 65, 128, 128, None),
+            (1, 130, 64, 64, None),
+            (1, 65, 8, 8, None),
+        ];
+        for (d, size, cin, cout, expected) in layers {
+            let g = ConvGeometry::same_3x3(d);
+            let chosen = choose(&g, size, size, cin, cout).unwrap();
+            assert_eq!(chosen, expected, "{cin} -> {cout} at {size}, rate {d}");
+        }
+        let strided = ConvGeometry::new(3, 2, 1, 1);
+        assert_eq!(choose(&strided, 65, 65, 256, 256).unwrap(), None);
     }
 }
