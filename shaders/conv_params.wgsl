@@ -1,9 +1,9 @@
 // What every convolution kernel file shares (conv2d.wgsl, conv2d_subgroup.wgsl,
-// conv2d_packed8.wgsl, conv1x1.wgsl, conv1x1_subgroup.wgsl, conv1x1_packed8.wgsl): the
-// parameters, the bindings whose type is the same in all of them, and the one epilogue every
-// kernel ends with. The launcher prepends this file first (`shader!(..., prelude [...])` in
-// src/pipeline.rs); each kernel file declares its weights `w` (binding 2) and any packed input
-// (binding 6).
+// conv2d_packed8.wgsl, conv1x1.wgsl, conv1x1_subgroup.wgsl, conv1x1_packed8.wgsl,
+// winograd.wgsl): the parameters, the bindings whose type is the same in all of them, and the
+// one epilogue every kernel ends with. The launcher prepends this file first
+// (`shader!(..., prelude [...])` in src/pipeline.rs); each kernel file declares its binding 2
+// (the weights `w`; winograd.wgsl's scratch) and any of 5 (runs, tiles) and 6 (packed input).
 //
 // x: (N, C_in, H, W)                   contiguous NCHW
 // bias: (C_out,), or (N, C_out) when bias_stride = C_out (one row per image: ASPP folds its
@@ -32,7 +32,8 @@ struct Params {
     relu: u32,
     bias_stride: u32,    // 0: bias is (C_out,); C_out: bias is (N, C_out)
     has_residual: u32,
-    total: u32,          // invocations that do work (direct, tiled); workgroups (the others)
+    total: u32,          // invocations that do work (direct, tiled, Winograd's transforms);
+                         // workgroups (the register-blocked kernels)
     tiles: u32,          // tiled variants: pixel tiles per output row (conv2d), per map (conv1x1)
     channel_groups: u32, // ceil(C_out / 4) (tiled variants)
     pixel_tiles: u32,    // register-blocked variants: runs of pixels (conv2d), pixel blocks (conv1x1)

@@ -87,8 +87,8 @@ fn input_tile(g: u32) -> InputTile {
     let c = g / p.chunk_tiles;
     let t = tile_of(local);
     let live = t.x < p.batch && c < p.in_channels;
-    let y0 = i32(tiles[min(t.y, p.row_tiles - 1u)]) - i32(p.pad_h);
-    let x0 = i32(tiles[p.row_tiles + min(t.z, p.col_tiles - 1u)]) - i32(p.pad_w);
+    let y0 = i32(tiles[t.y]) - i32(p.pad_h);
+    let x0 = i32(tiles[p.row_tiles + t.z]) - i32(p.pad_w);
     let plane = (min(t.x, p.batch - 1u) * p.in_channels + c) * p.in_h * p.in_w;
     let groups = p.total / p.chunk_tiles / PACK;
     let out = ((c / PACK) * p.chunk_tiles + local) * PACK + c % PACK;
@@ -163,8 +163,7 @@ struct OutputTile {
 fn output_tile(g: u32) -> OutputTile {
     let local = g % p.chunk_tiles;
     let t = tile_of(local);
-    return OutputTile(local, g / p.chunk_tiles, t.x, tiles[min(t.y, p.row_tiles - 1u)],
-                      tiles[p.row_tiles + min(t.z, p.col_tiles - 1u)]);
+    return OutputTile(local, g / p.chunk_tiles, t.x, tiles[t.y], tiles[p.row_tiles + t.z]);
 }
 
 // M's point (i, j) for the invocation's channel and tile.

@@ -578,10 +578,12 @@ fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
             let geometry = ConvGeometry::same_3x3(dilation);
             let expected = reference::conv2d_with(&hx, &weights, geometry, None, None, false);
             let mut line = format!("{cin:5} {dilation:4}");
+            // The direct kernel pinned (Auto could pick Winograd), then the two tiles.
+            let direct = ConvConfig::select(ctx(), Family::Taps, cin, 8);
             for tile in [None, Some(WinogradTile::F2), Some(WinogradTile::F4)] {
-                let config = ConvConfig {
-                    winograd: tile,
-                    ..ConvConfig::AUTO
+                let config = match tile {
+                    Some(tile) => ConvConfig::AUTO.winograd(tile),
+                    None => direct,
                 };
                 let conv = Conv2d::new("conv", weights.clone(), geometry)
                     .unwrap()
@@ -608,5 +610,37 @@ fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
             }
             eprintln!("{line}");
         }
+    }
+}
+
+/// Winograd on a device whose storage bindings hold 64 KiB, with 64 -> 16 channels on 16 x 16:
+/// F(2x2)'s points run in ranges of 4 within one weight buffer, F(4x4)'s transformed weights
+/// (4 KiB a point) spread over three buffers; the output is still right.
+#[test]
+fn winograd_splits_weights_and_ranges_under_a_small_binding_limit() {
+    let _gpu = gpu();
+    let limit = 64 << 10;
+    let small = Context::new().unwrap().with_binding_limit(limit);
+    let mut rng = Rng::new(41);
+    let shape = [1, 64, 16, 16];
+    let data = rng.vec(shape.iter().product(), 1.0);
+    let x = Tensor::from_slice(&small, "x", shape, &data).unwrap();
+    let hx = HostTensor::from_f32(shape, &data);
+    let weights = rng.conv_weights(16, 64, 3, true);
+    let geometry = ConvGeometry::same_3x3(1);
+    let expected = reference::conv2d_with(&hx, &weights, geometry, None, None, true);
+    for tile in WinogradTile::ALL {
+        let config = ConvConfig::AUTO.winograd(tile);
+        let conv = Conv2d::new("conv", weights.clone(), geometry)
+            .unwrap()
+            .with_config(config);
+        let [v, m] = conv.scratch_for(&small, shape).unwrap().unwrap();
+        assert!(v <= limit && m <= limit, "scratch {v}, {m} past the limit");
+        let y = conv
+            .forward(&small, &x, true)
+            .unwrap()
+            .to_vec(&small)
+            .unwrap();
+        assert_close(&config.label(&geometry), &y, &expected);
     }
 }

@@ -382,7 +382,9 @@ impl Conv2d {
                 ),
             ));
         }
-        if self.config.variant != ConvVariant::Auto {
+        // A concrete variant, or a Winograd tile asked for, is taken as given (an `Auto` GEMM
+        // resolves to the adapter's default 1x1 kernel): no tuning table overrides it.
+        if self.config.variant != ConvVariant::Auto || self.config.winograd.is_some() {
             return self.config.resolve(ctx, family, cin, cout);
         }
         let tuned = ctx
@@ -394,15 +396,11 @@ impl Conv2d {
         if let Some(resolved) = tuned {
             return Ok(resolved);
         }
-        // The measured default: Winograd where it does fewer multiplies (winograd::choose),
-        // else the direct kernels.
+        // The measured default: Winograd where its predicted speed-up pays
+        // (winograd::choose), else the direct kernels.
         let [_, _, h, w] = shape;
-        let winograd = match self.config.winograd {
-            Some(tile) => Some(tile),
-            None => winograd::choose(&self.geometry, h, w, cin, cout)?,
-        };
         ConvConfig {
-            winograd,
+            winograd: winograd::choose(&self.geometry, h, w, cin, cout)?,
             ..self.config
         }
         .resolve(ctx, family, cin, cout)
@@ -604,67 +602,77 @@ impl Conv2d {
                 (None, Some(scratch)) => scratch,
                 (None, None) => unreachable!("allocated above"),
             };
-            let gemm =
-                |_chunk: usize, range: &winograd::PointRange, v: &wgpu::Buffer| -> Result<Launch> {
-                    let split = Split::new(
-                        &resolved,
-                        range.count,
-                        out_c,
-                        1,
-                        tiling.chunk_tiles,
-                        None,
-                        tiling.v_channels,
-                        tiling.v_channels * tiling.chunk_tiles * 4,
-                        weight.point_stride * resolved.variant.weight_floats() * 4,
-                    )?;
-                    // Images are the range's points; image n writes M's plane of point
-                    // range.first + n (a channel offset of whole planes).
-                    let params = ConvParams {
-                        batch: to_u32("points", range.count)?,
-                        in_channels: to_u32("in_channels", tiling.v_channels)?,
-                        in_h: 1,
-                        in_w: to_u32("tiles", tiling.chunk_tiles)?,
-                        out_h: 1,
-                        out_w: to_u32("tiles", tiling.chunk_tiles)?,
-                        out_pixels: to_u32("tiles", tiling.chunk_tiles)?,
-                        kernel_size: 1,
-                        stride: 1,
-                        dilation: 1,
-                        pad_h: 0,
-                        pad_w: 0,
-                        out_c_total: to_u32("output channels", out_c)?,
-                        out_c_offset: to_u32("point offset", range.first * out_c)?,
-                        relu: 0,
-                        bias_stride: 0,
-                        has_residual: 0,
-                        w_image_stride: to_u32("point stride", weight.point_stride)?,
-                        first_point: to_u32("point", range.first_in_buffer)?,
-                        ..split.params(base)?
-                    };
-                    let buffers = [
-                        v,
-                        &weight.buffers[range.buffer],
-                        &*zeros,
-                        scratch[1],
-                        &*zeros,
-                        v,
-                        &*zeros,
-                    ];
-                    Launch::new(
-                        ctx,
+            for (buffer, bytes) in scratch.iter().zip(tiling.scratch_bytes()) {
+                if buffer.size() < bytes {
+                    return Err(Error::invalid(
+                        &self.name,
                         format!(
-                            "{label} GEMM, points {}..{}",
-                            range.first,
-                            range.first + range.count
+                            "Winograd scratch of {} bytes given, {bytes} needed (a planner error)",
+                            buffer.size()
                         ),
-                        shader_of(&resolved),
-                        resolved.variant.entry_point(Family::Pointwise),
-                        &split.constants,
-                        &params,
-                        &buffers,
-                        split.workgroups,
-                    )
+                    ));
+                }
+            }
+            let gemm = |range: &winograd::PointRange, v: &wgpu::Buffer| -> Result<Launch> {
+                let split = Split::new(
+                    &resolved,
+                    range.count,
+                    out_c,
+                    1,
+                    tiling.chunk_tiles,
+                    None,
+                    tiling.v_channels,
+                    tiling.v_channels * tiling.chunk_tiles * 4,
+                    weight.point_stride * resolved.variant.weight_floats() * 4,
+                )?;
+                // Images are the range's points; image n writes M's plane of point
+                // range.first + n (a channel offset of whole planes).
+                let params = ConvParams {
+                    batch: to_u32("points", range.count)?,
+                    in_channels: to_u32("in_channels", tiling.v_channels)?,
+                    in_h: 1,
+                    in_w: to_u32("tiles", tiling.chunk_tiles)?,
+                    out_h: 1,
+                    out_w: to_u32("tiles", tiling.chunk_tiles)?,
+                    out_pixels: to_u32("tiles", tiling.chunk_tiles)?,
+                    kernel_size: 1,
+                    stride: 1,
+                    dilation: 1,
+                    pad_h: 0,
+                    pad_w: 0,
+                    out_c_total: to_u32("output channels", out_c)?,
+                    out_c_offset: to_u32("point offset", range.first * out_c)?,
+                    relu: 0,
+                    bias_stride: 0,
+                    has_residual: 0,
+                    w_image_stride: to_u32("point stride", weight.point_stride)?,
+                    first_point: to_u32("point", range.first_in_buffer)?,
+                    ..split.params(base)?
                 };
+                let buffers = [
+                    v,
+                    &weight.buffers[range.buffer],
+                    &*zeros,
+                    scratch[1],
+                    &*zeros,
+                    v,
+                    &*zeros,
+                ];
+                Launch::new(
+                    ctx,
+                    format!(
+                        "{label} GEMM, points {}..{}",
+                        range.first,
+                        range.first + range.count
+                    ),
+                    shader_of(&resolved),
+                    resolved.variant.entry_point(Family::Pointwise),
+                    &split.constants,
+                    &params,
+                    &buffers,
+                    split.workgroups,
+                )
+            };
             let mut launch = winograd::launch(
                 ctx, &label, &tiling, base, input, scratch, output, epilogue, bias, &zeros, &gemm,
             )?;
@@ -836,7 +844,6 @@ const TILE_GROUP_BYTES: usize = 512 << 10;
 /// and rate 24 (weights 19 MB) 1.9x; PSPNet's 4096 -> 512 3x3 bottleneck at 60 x 60 (input
 /// 59 MB, weights 75 MB, 115 groups) 0.84x. Groups of 4 MiB lose most of the gain:
 /// lavapipe's per-lane loads of the input stall on misses, the weights' reads do not.
-#[allow(clippy::too_many_arguments)]
 fn tile_group(
     tile: RegisterTile,
     in_channels: usize,
@@ -886,4 +893,38 @@ fn pixel_runs(regions: &[TapRegion], run_pixels: usize) -> Result<Vec<[u32; 4]>>
         }
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// The formula the Winograd tiling sizes weight buffers by is the length of the layout
+    /// itself, for every variant and a few awkward channel counts.
+    #[test]
+    fn layout_len_is_the_layouts_length() {
+        let mut rng = Rng::new(3);
+        for (cout, cin, k) in [(1, 1, 1), (13, 5, 3), (21, 9, 1), (64, 17, 3), (7, 3, 7)] {
+            let weights = rng.conv_weights(cout, cin, k, true);
+            for variant in ConvVariant::ALL
+                .into_iter()
+                .filter(|&v| v != ConvVariant::Auto)
+            {
+                for tile in [RegisterTile::new(2, 3, 8), RegisterTile::new(4, 1, 16)] {
+                    let resolved = Resolved {
+                        family: Family::Taps,
+                        variant,
+                        tile,
+                        winograd: None,
+                    };
+                    assert_eq!(
+                        layout(&weights, &resolved).len(),
+                        layout_len(&resolved, cout, cin, k),
+                        "{variant:?} {tile:?} {cout}x{cin}x{k}"
+                    );
+                }
+            }
+        }
+    }
 }

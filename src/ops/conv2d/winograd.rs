@@ -21,8 +21,8 @@
 //!    through the shared epilogue (bias, residual, ReLU) to its pixels.
 //!
 //! x: (N, C_in, H, W)
-//! V: (a^2, C_in, T) with a = m + 2 and T the chunk's tiles; (a^2, ceil(C_in / 8), T, 8) for
-//!    the packed8 GEMM (its packed input layout, zeros past C_in)
+//! V: (P, C_in, T) for a range of P of the a^2 points (a = m + 2) and T the chunk's tiles;
+//!    (P, ceil(C_in / 8), T, 8) for the packed8 GEMM (its packed input layout, zeros past C_in)
 //! U: a^2 blocks, one per point, each a 1x1 (C_out, C_in) weight in the GEMM kernel's layout
 //! M: (a^2, C_out, T)
 //! y: (N, C_out, H_out, W_out)
@@ -30,9 +30,10 @@
 //!
 //! V and M are scratch tensors of the plan (the memory planner places them; `Plan` hands them
 //! to [`Conv2d::prepare_with`](super::Conv2d::prepare_with)), or buffers of the launch when a
-//! conv runs on its own. Chunks of tiles keep V within [`SCRATCH_BYTES`]. Weights larger than
-//! one storage binding (PSPNet's 4096 -> 512 bottleneck in F(4x4) is 302 MB) are split by
-//! points over several buffers, and the GEMM runs once per buffer on ranges of V and M.
+//! conv runs on its own; chunks of tiles and ranges of points keep each about the size of the
+//! layer's larger activation ([`SCRATCH_BYTES`]). Weights larger than one storage binding
+//! (PSPNet's 4096 -> 512 bottleneck in F(4x4) is 302 MB) are split by points over several
+//! buffers, and a range of points never straddles two.
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -184,7 +185,7 @@ impl WinogradTile {
     }
 }
 
-/// The C_in for which the default and the tuner may take F(4x4), whose error is 3-4x the direct
+/// The C_in for which the default and the tuner may take F(4x4), whose error is 3-5x the direct
 /// kernels' (rel L2 against the float64 reference, random data: 1.6e-6 at 64, 2.8e-6 at 256,
 /// 5.4e-6 at 1024, 8.4e-6 at 2048, 1.2e-5 at 4096; F(2x2) stays below the direct kernels' own
 /// error at every C_in). Up to 2048 it passes the op tolerance (1e-5). From 256: an error made
@@ -401,9 +402,9 @@ pub(crate) fn points_per_buffer(ctx: &Context, point_bytes: u64, points: usize) 
     Ok(((limit / point_bytes) as usize).clamp(1, points))
 }
 
-/// The GEMM of one chunk of tiles and one range of points: (chunk, range, V) to its launch,
-/// which writes M's planes of the range.
-pub(crate) type Gemm<'a> = dyn Fn(usize, &PointRange, &wgpu::Buffer) -> Result<Launch> + 'a;
+/// The GEMM of one range of points of a chunk of tiles: (range, V) to its launch, which
+/// writes M's planes of the range.
+pub(crate) type Gemm<'a> = dyn Fn(&PointRange, &wgpu::Buffer) -> Result<Launch> + 'a;
 
 /// The transforms' launches and the GEMM's, chunk by chunk and range by range, as one
 /// [`Launch`].
@@ -467,7 +468,7 @@ pub(crate) fn launch(
                 ],
                 workgroups(inputs),
             )?);
-            steps.push(gemm(chunk, range, v)?);
+            steps.push(gemm(range, v)?);
         }
         let outputs = tiling.out_channels * tiling.chunk_tiles;
         steps.push(Launch::new(
@@ -492,10 +493,12 @@ pub(crate) fn launch(
             workgroups(outputs),
         )?);
     }
-    let launch = steps
+    let mut launch = steps
         .into_iter()
         .reduce(Launch::then)
         .expect("at least one chunk");
+    // Named after the layer, not its first dispatch.
+    launch.label = label.to_string();
     Ok(launch.owning(table))
 }
 
