@@ -50,7 +50,7 @@ struct Params {
     first_point: u32,    // input transform: the range's first point; GEMM: the same point's
                          // place in the bound weight buffer
     point_count: u32,    // input transform: points in the range (V's planes)
-    _pad: u32,
+    parts: u32,          // output transform: M's planes per point (parts of C_in, added)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -5,9 +5,10 @@
 // x: (N, C_in, H, W)                          contiguous NCHW
 // scratch, winograd_input writes V: (P, C_in', T) for the P = p.point_count points from
 //    p.first_point on (points xi = i * a + j, a = m + 2), T = p.chunk_tiles, C_in' =
-//    p.total / T (C_in, or C_in rounded up to 8); with PACK = 8 the GEMM's packed layout
-//    (P, C_in' / 8, T, 8), zeros past C_in
-// scratch, winograd_output reads M: (a^2, C_out, T)
+//    p.total / T (the parts of C_in, each rounded up to PACK); with PACK = 8 the GEMM's
+//    packed layout (P, C_in' / 8, T, 8), zeros past C_in
+// scratch, winograd_output reads M: (a^2, parts, C_out, T), the GEMM's products of each point
+//    and part of C_in (p.parts), summed here
 // y, bias, residual and the epilogue store_output(): shaders/conv_params.wgsl (prepended)
 // tiles: (p.row_tiles + p.col_tiles,) u32: the tiles' first output rows, then first columns
 //
@@ -36,6 +37,22 @@ fn bt4(d: array<f32, 4>) -> array<f32, 4> {
 
 fn at4(m: array<f32, 4>) -> array<f32, 2> {
     return array<f32, 2>(m[0] + m[1] + m[2], m[1] - m[2] - m[3]);
+}
+
+// F(3x3, 3x3), points 0, 1, -1, 2.
+fn bt5(d: array<f32, 5>) -> array<f32, 5> {
+    return array<f32, 5>(
+        2.0 * (d[0] - d[2]) + d[3] - d[1],
+        d[3] - d[2] - 2.0 * d[1],
+        d[3] - 3.0 * d[2] + 2.0 * d[1],
+        d[3] - d[1],
+        d[4] - d[2] + 2.0 * (d[1] - d[3]),
+    );
+}
+
+fn at5(m: array<f32, 5>) -> array<f32, 3> {
+    let a = m[1] + m[2];
+    return array<f32, 3>(m[0] + a + m[3], m[1] - m[2] + 2.0 * m[3], a + 4.0 * m[3] + m[4]);
 }
 
 // F(4x4, 3x3), points 0, 1, -1, 2, -2.
@@ -133,6 +150,25 @@ fn winograd_input_f2(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(WORKGROUP)
+fn winograd_input_f3(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let g = linear_id(wid, nwg, lid);
+    if (g >= p.total) { return; }
+    let t = input_tile(g);
+    var e: array<array<f32, 5>, 5>;
+    for (var b = 0u; b < 5u; b++) {
+        let col = bt5(array<f32, 5>(input_at(t, 0u, b), input_at(t, 1u, b), input_at(t, 2u, b),
+                                    input_at(t, 3u, b), input_at(t, 4u, b)));
+        for (var i = 0u; i < 5u; i++) { e[i][b] = col[i]; }
+    }
+    for (var i = 0u; i < 5u; i++) {
+        let row = bt5(e[i]);
+        for (var j = 0u; j < 5u; j++) { store_point(t, 5u, i, j, row[j]); }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP)
 fn winograd_input_f4(@builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
@@ -166,9 +202,14 @@ fn output_tile(g: u32) -> OutputTile {
     return OutputTile(local, g / p.chunk_tiles, t.x, tiles[t.y], tiles[p.row_tiles + t.z]);
 }
 
-// M's point (i, j) for the invocation's channel and tile.
+// M's point (i, j) for the invocation's channel and tile: the sum of its parts of C_in.
 fn product_at(t: OutputTile, alpha: u32, i: u32, j: u32) -> f32 {
-    return scratch[((i * alpha + j) * p.out_channels + t.co) * p.chunk_tiles + t.local];
+    let first = (i * alpha + j) * p.parts;
+    var sum = 0.0;
+    for (var part = 0u; part < p.parts; part++) {
+        sum += scratch[((first + part) * p.out_channels + t.co) * p.chunk_tiles + t.local];
+    }
+    return sum;
 }
 
 // Output (i, j) of the tile through the epilogue, if it is on the map.
@@ -198,6 +239,27 @@ fn winograd_output_f2(@builtin(workgroup_id) wid: vec3<u32>,
     for (var i = 0u; i < 2u; i++) {
         let row = at4(e[i]);
         for (var j = 0u; j < 2u; j++) { store_tile_output(t, i, j, row[j]); }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP)
+fn winograd_output_f3(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let g = linear_id(wid, nwg, lid);
+    if (g >= p.total) { return; }
+    let t = output_tile(g);
+    if (t.n >= p.batch) { return; }
+    var e: array<array<f32, 5>, 3>;
+    for (var b = 0u; b < 5u; b++) {
+        let col = at5(array<f32, 5>(product_at(t, 5u, 0u, b), product_at(t, 5u, 1u, b),
+                                    product_at(t, 5u, 2u, b), product_at(t, 5u, 3u, b),
+                                    product_at(t, 5u, 4u, b)));
+        for (var i = 0u; i < 3u; i++) { e[i][b] = col[i]; }
+    }
+    for (var i = 0u; i < 3u; i++) {
+        let row = at5(e[i]);
+        for (var j = 0u; j < 3u; j++) { store_tile_output(t, i, j, row[j]); }
     }
 }
 

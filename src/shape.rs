@@ -39,6 +39,11 @@ impl ConvGeometry {
         self.kernel_size == 1 && self.stride == 1 && self.padding == [0, 0]
     }
 
+    /// A strided 1x1 without padding: a GEMM over channels on every `stride`-th pixel.
+    pub fn is_strided_pointwise(&self) -> bool {
+        self.kernel_size == 1 && self.stride > 1 && self.padding == [0, 0]
+    }
+
     /// The kernel's name by size and stride, after ncnn's `convolution_3x3s2`: `conv3x3`,
     /// `conv7x7s2`, `conv1x1s2`. Kernel labels and tune keys start with it.
     pub fn kernel_name(&self) -> String {

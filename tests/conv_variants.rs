@@ -13,7 +13,8 @@
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use atrous::ops::conv2d::{winograd, ConvConfig, ConvVariant, Family, RegisterTile, WinogradTile};
+use atrous::ops::conv2d::{ConvConfig, ConvVariant, Family, RegisterTile, WinogradTile};
+use atrous::ops::pack_channels::Packing;
 use atrous::ops::{Conv2d, ConvWeights, Epilogue};
 use atrous::reference::{self, compare, unravel, HostTensor, REL_L2_TOLERANCE};
 use atrous::rng::Rng;
@@ -121,6 +122,15 @@ fn random_pointwise(rng: &mut Rng, _seed: u64) -> ([usize; 4], usize, ConvGeomet
     (input, 1 + rng.below(21), ConvGeometry::pointwise())
 }
 
+/// A random strided 1x1 without padding (a ResNet downsample): stride 2 or 3 on odd and even
+/// sizes, C_in past a group of 8, a batch of 2 at seed 0.
+fn random_strided_pointwise(rng: &mut Rng, seed: u64) -> ([usize; 4], usize, ConvGeometry) {
+    let n = if seed == 0 { 2 } else { 1 + rng.below(2) };
+    let input = [n, 1 + rng.below(13), 1 + rng.below(20), 1 + rng.below(20)];
+    let geometry = ConvGeometry::new(1, 2 + (seed % 2) as usize, 0, 1);
+    (input, 1 + rng.below(21), geometry)
+}
+
 fn upload(rng: &mut Rng, shape: [usize; 4]) -> (Tensor, HostTensor) {
     let data = rng.vec(shape.iter().product(), 1.0);
     (
@@ -221,7 +231,7 @@ fn check_pointwise(config: ConvConfig) {
     check(config, Family::Pointwise, random_pointwise);
 }
 
-/// Winograd F(2x2) and F(4x4) with each GEMM variant (default tiles).
+/// Winograd F(2x2), F(3x3) and F(4x4) with each GEMM variant (default tiles).
 #[test]
 fn winograd_matches_reference_with_every_gemm() {
     for tile in WinogradTile::ALL {
@@ -304,6 +314,32 @@ fn conv2d_packed8_matches_reference_under_every_tile() {
     check_taps(ConvVariant::Packed8.into());
     for tile in packed8_tiles() {
         check_taps(ConvConfig::new(ConvVariant::Packed8, tile));
+    }
+}
+
+/// A strided 1x1 without padding under every variant: packed8 runs it as a GEMM on a copy
+/// packed at the stride (under each of its tiles), the others on the k x k kernels.
+#[test]
+fn conv1x1_strided_matches_reference_with_every_variant() {
+    let geometry = ConvGeometry::new(1, 2, 0, 1);
+    for variant in ConvVariant::ALL {
+        let weights = Rng::new(5).conv_weights(8, 8, 1, true);
+        let conv = Conv2d::new("conv", weights, geometry).unwrap();
+        if let Ok(resolved) = conv
+            .with_config(variant.into())
+            .config_for(ctx(), [1, 8, 9, 9])
+        {
+            let gemm = resolved.variant == ConvVariant::Packed8;
+            assert_eq!(resolved.family == Family::Pointwise, gemm, "{variant:?}");
+        }
+        check(variant.into(), Family::Taps, random_strided_pointwise);
+    }
+    for tile in packed8_tiles() {
+        check(
+            ConvConfig::new(ConvVariant::Packed8, tile),
+            Family::Taps,
+            random_strided_pointwise,
+        );
     }
 }
 
@@ -530,46 +566,65 @@ fn mismatched_weights_and_epilogue_tensors_are_errors() {
     assert!(error.to_string().contains("image bias"), "{error}");
 }
 
-/// The packed kernels' input layout: (N, ceil(C / P), H, W, P) with zeros past C, exactly, for
-/// both group sizes.
+/// The packed kernels' input layout: (N, ceil(C / P), H', W', P) with zeros past C, pixel
+/// (y, x) taken from (S y, S x), exactly, for both group sizes and strides 1 to 3 on odd and
+/// even sizes.
 #[test]
 fn pack_channels_matches_host_packing() {
     let _gpu = gpu();
     let mut rng = Rng::new(41);
-    for pack in [4, 8] {
-        for shape in [[2, 5, 3, 7], [1, 8, 1, 1], [1, 1, 4, 9], [3, 11, 17, 5]] {
+    for (pack, stride) in [(4, 1), (8, 1), (8, 2), (4, 2), (8, 3)] {
+        let packing = Packing {
+            channels: pack,
+            stride,
+        };
+        for shape in [[2, 5, 3, 7], [1, 8, 1, 1], [1, 1, 4, 9], [3, 11, 17, 6]] {
             let (x, hx) = upload(&mut rng, shape);
-            let packed = atrous::ops::pack_channels(ctx(), &x, pack).unwrap();
+            let packed = atrous::ops::pack_channels(ctx(), &x, packing).unwrap();
             let [n, c, h, w] = shape;
             let groups = c.div_ceil(pack);
-            assert_eq!(packed.shape(), [n, groups, h, pack * w]);
-            let mut expected = vec![0.0f32; n * groups * h * w * pack];
+            let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+            assert_eq!(packed.shape(), [n, groups, oh, pack * ow]);
+            let mut expected = vec![0.0f32; n * groups * oh * ow * pack];
             for (i, &v) in hx.data.iter().enumerate() {
-                let (b, ch, pixel) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
+                let [b, ch, y, x] = unravel(i, shape);
+                if y % stride != 0 || x % stride != 0 {
+                    continue;
+                }
                 let plane = b * groups + ch / pack;
-                expected[(plane * h * w + pixel) * pack + ch % pack] = v as f32;
+                let pixel = (y / stride) * ow + x / stride;
+                expected[(plane * oh * ow + pixel) * pack + ch % pack] = v as f32;
             }
             assert_eq!(
                 packed.to_vec(ctx()).unwrap(),
                 expected,
-                "pack {pack}, {shape:?}"
+                "{packing}, {shape:?}"
             );
         }
     }
-    let error = atrous::ops::pack_channels(ctx(), &upload(&mut rng, [1, 4, 2, 2]).0, 6)
+    let x = upload(&mut rng, [1, 4, 2, 2]).0;
+    let error = atrous::ops::pack_channels(ctx(), &x, Packing::by(6))
         .err()
         .expect("groups of 6 channels are rejected");
     assert!(error.to_string().contains("4 or 8"), "{error}");
+    let zero_stride = Packing {
+        channels: 8,
+        stride: 0,
+    };
+    let error = atrous::ops::pack_channels(ctx(), &x, zero_stride)
+        .err()
+        .expect("stride 0 is rejected");
+    assert!(error.to_string().contains("stride"), "{error}");
 }
 
 /// Winograd's error against the float64 reference as C_in grows (random data in [-1, 1), a
-/// 24 x 24 map, 8 output channels, rates 1 and 4), beside the direct kernel's: F(2x2) within the
-/// op tolerance at every C_in up to 4096, F(4x4) within it over the C_in range where the
+/// 24 x 24 map, 8 output channels, rates 1 and 4), beside the direct kernel's: F(2x2) and F(3x3)
+/// within the op tolerance at every C_in up to 4096, F(4x4) within it over the C_in range where the
 /// default and the tuner may take it. `--nocapture` prints the table BENCHMARKS.md quotes.
 #[test]
 fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
     let _gpu = gpu();
-    eprintln!("C_in  rate  direct rel L2 (max abs)  F(2x2)  F(4x4)");
+    eprintln!("C_in  rate  direct rel L2 (max abs)  F(2x2)  F(3x3)  F(4x4)");
     for cin in [16, 64, 256, 512, 1024, 2048, 4096] {
         for dilation in [1, 4] {
             let mut rng = Rng::new(cin as u64);
@@ -578,9 +633,10 @@ fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
             let geometry = ConvGeometry::same_3x3(dilation);
             let expected = reference::conv2d_with(&hx, &weights, geometry, None, None, false);
             let mut line = format!("{cin:5} {dilation:4}");
-            // The direct kernel pinned (Auto could pick Winograd), then the two tiles.
-            let direct = ConvConfig::select(ctx(), Family::Taps, cin, 8);
-            for tile in [None, Some(WinogradTile::F2), Some(WinogradTile::F4)] {
+            // The direct kernel pinned (Auto could pick Winograd), then every tile.
+            let direct = ConvConfig::select(ctx(), Family::Taps, cin, 8, 24 * 24);
+            let tiles = WinogradTile::ALL.map(Some);
+            for tile in std::iter::once(None).chain(tiles) {
                 let config = match tile {
                     Some(tile) => ConvConfig::AUTO.winograd(tile),
                     None => direct,
@@ -595,11 +651,7 @@ fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
                     .unwrap();
                 let c = compare(&y, &expected.data);
                 line += &format!("  {:.2e} ({:.1e})", c.rel_l2, c.max_abs);
-                let bound = match tile {
-                    Some(WinogradTile::F4) => winograd::f4_allowed(cin),
-                    _ => true,
-                };
-                if bound {
+                if tile.is_none_or(|tile| tile.allowed(cin)) {
                     assert!(
                         c.rel_l2 <= REL_L2_TOLERANCE,
                         "{} at C_in {cin}, rate {dilation}: {:.2e}",
@@ -609,6 +661,50 @@ fn winograd_error_stays_within_the_tolerance_where_it_is_chosen() {
                 }
             }
             eprintln!("{line}");
+        }
+    }
+}
+
+/// F(4x4) on more input channels than its GEMM sums at once (winograd::F4_PART_CHANNELS): the
+/// GEMM sums 2 and 3 parts apart (the last padded with zeros: 2056 and 4104 channels split
+/// unevenly into groups of 8), the output transform adds them; through the epilogue, with the
+/// packed8 GEMM (V packed by 8) and the tiled one (V in planes).
+#[test]
+fn winograd_f4_adds_the_parts_of_a_wide_input() {
+    let _gpu = gpu();
+    for (cin, parts) in [(2056, 2), (4104, 3)] {
+        assert_eq!(WinogradTile::F4.parts(cin), parts);
+        let mut rng = Rng::new(cin as u64);
+        let input = [2, cin, 7, 9];
+        let (x, hx) = upload(&mut rng, input);
+        let weights = rng.conv_weights(12, cin, 3, true);
+        let geometry = ConvGeometry::same_3x3(2);
+        let residual = upload(&mut rng, [2, 12, 7, 9]);
+        let expected =
+            reference::conv2d_with(&hx, &weights, geometry, None, Some(&residual.1), true);
+        for variant in [ConvVariant::Packed8, ConvVariant::Tiled] {
+            if variant.unsupported(ctx(), Family::Pointwise).is_some() {
+                continue;
+            }
+            let config = ConvConfig::from(variant).winograd(WinogradTile::F4);
+            let conv = Conv2d::new("conv", weights.clone(), geometry)
+                .unwrap()
+                .with_config(config);
+            let epilogue = Epilogue {
+                relu: true,
+                residual: Some(&residual.0),
+                ..Default::default()
+            };
+            let y = conv
+                .forward_with(ctx(), &x, &epilogue)
+                .unwrap()
+                .to_vec(ctx())
+                .unwrap();
+            assert_close(
+                &format!("{} C_in {cin}", config.label(&geometry)),
+                &y,
+                &expected,
+            );
         }
     }
 }

@@ -122,7 +122,7 @@ fn geometry(params: &Value) -> ConvGeometry {
 
 /// Runs one conv with every kernel variant of its family that the adapter has (the variants
 /// named by kernel and stride, `conv3x3s2_packed8`), and for a 3x3 of stride 1 with Winograd's
-/// F(2x2) and F(4x4) too (`conv3x3_wino4_auto`); returns the outputs.
+/// F(2x2), F(3x3) and F(4x4) too (`conv3x3_wino4_auto`); returns the outputs.
 fn run_conv(
     weights: &ConvWeights,
     geometry: ConvGeometry,

@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 
 use crate::graph::builder::{Graph, Op, Value};
-use crate::ops::pack_channels::packed_shape;
+use crate::ops::pack_channels::Packing;
 
 /// Where a value's data lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,12 +48,12 @@ pub enum Buffer {
     Scratch { node: usize, index: usize },
 }
 
-/// A copy of `value` packed by `pack` channels (shaders/pack_channels.wgsl), made by node
+/// A copy of `value` packed as `pack` says (shaders/pack_channels.wgsl), made by node
 /// `first`'s launch and read by the convs that [`MemoryPlan::pack_of`] maps to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackedCopy {
     pub value: Value,
-    pub pack: usize,
+    pub pack: Packing,
     pub first: usize,
     pub slot: usize,
 }
@@ -117,13 +117,13 @@ fn bytes(shape: [usize; 4]) -> u64 {
     4 * shape.iter().map(|&d| d as u64).product::<u64>()
 }
 
-/// Plans `graph` for the value shapes `shapes` (from `Graph::shapes`); `packs[node]` is the
-/// group size of the packed copy of its input a conv node reads, if any; `scratch[node]` the
+/// Plans `graph` for the value shapes `shapes` (from `Graph::shapes`); `packs[node]` is how
+/// the packed copy of its input a conv node reads is packed, if it reads one; `scratch[node]` the
 /// bytes of the scratch tensors its kernel needs, if any.
 pub fn plan(
     graph: &Graph,
     shapes: &[[usize; 4]],
-    packs: &[Option<usize>],
+    packs: &[Option<Packing>],
     scratch: &[Option<[u64; 2]>],
 ) -> MemoryPlan {
     let nodes = graph.nodes();
@@ -247,7 +247,7 @@ pub fn plan(
     for (copy, c) in packed.iter().enumerate() {
         tensors.push(Lifetime {
             buffer: Buffer::Packed(copy),
-            bytes: bytes(packed_shape(shapes[c.value.0], c.pack)),
+            bytes: bytes(c.pack.packed_shape(shapes[c.value.0])),
             first: c.first,
             last: pack_last[copy],
             pinned: false,

@@ -106,7 +106,7 @@ impl Plan {
                     if let Some(&copy) = memory.pack_of.get(&index) {
                         let c = memory.packed[copy];
                         if c.first == index {
-                            let shape = pack_channels::packed_shape(x.shape(), c.pack);
+                            let shape = c.pack.packed_shape(x.shape());
                             let name = format!("{} packed by {}", x.name(), c.pack);
                             let t = Tensor::view(&name, &slots[c.slot], shape)?;
                             let launch = pack_channels::prepare(ctx, x, c.pack, t.buffer())?;

@@ -483,7 +483,7 @@ pub fn cases(large: bool) -> Vec<Case> {
             });
         }
     }
-    // Winograd F(2x2) and F(4x4) (with the adapter's default GEMM) on the dilated cases, a
+    // Winograd F(2x2), F(3x3) and F(4x4) (with the adapter's default GEMM) on the dilated cases, a
     // valid (unpadded) one, and through the epilogue with a residual and a per-image bias.
     for tile in crate::ops::WinogradTile::ALL {
         let config = ConvConfig::AUTO.winograd(tile);

@@ -3,7 +3,8 @@
 //!
 //! Two families of kernel files serve [`Conv2d`](super::Conv2d):
 //! - [`Family::Pointwise`]: `shaders/conv1x1*.wgsl`, the stride-1 1x1 convolutions as GEMMs
-//!   over channels (input and output pixels share their flat index);
+//!   over channels (input and output pixels share their flat index), and the strided 1x1s
+//!   without padding in packed8, whose packed copy keeps only the pixels they read;
 //! - [`Family::Taps`]: `shaders/conv2d*.wgsl`, every other geometry (any k x k, stride,
 //!   dilation, padding), tap-pruned.
 //!
@@ -21,7 +22,8 @@ use crate::shape::ConvGeometry;
 /// The kernel files that serve a geometry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
-    /// `shaders/conv1x1*.wgsl`: stride-1 1x1 without padding, a GEMM over channels.
+    /// `shaders/conv1x1*.wgsl`: stride-1 1x1 without padding, a GEMM over channels (and a
+    /// strided one in packed8: [`Family::runs`]).
     Pointwise,
     /// `shaders/conv2d*.wgsl`: any k x k, stride, dilation and padding, tap-pruned.
     Taps,
@@ -33,6 +35,17 @@ impl Family {
             Family::Pointwise
         } else {
             Family::Taps
+        }
+    }
+
+    /// The family whose kernel runs `variant` on `geometry`: a strided 1x1 without padding
+    /// runs as a GEMM where the input is packed anyway (packed8), on a copy packed at the
+    /// stride (a kernel that reads the input itself would need the gather in its loads).
+    pub fn runs(geometry: &ConvGeometry, variant: ConvVariant) -> Family {
+        if geometry.is_strided_pointwise() && variant == ConvVariant::Packed8 {
+            Family::Pointwise
+        } else {
+            Family::of(geometry)
         }
     }
 
@@ -293,6 +306,14 @@ const BLOCKED_TILE: RegisterTile = RegisterTile::new(2, 3, 8);
 const TAPS_SUBGROUP_TILE: RegisterTile = RegisterTile::new(4, 3, 8);
 const POINTWISE_SUBGROUP_TILE: RegisterTile = RegisterTile::new(6, 2, 8);
 const PACKED8_TILE: RegisterTile = RegisterTile::new(4, 3, 8);
+/// The packed8 GEMM's tile for long GEMMs (at least [`LONG_GEMM_PIXELS`] pixels an image): 4
+/// pixels per invocation stream each weight load over a third more multiply-adds; on short
+/// ones the fewer workgroups leave lanes idle. Measured against c16p3w8 (BENCHMARKS.md): 1.02-
+/// 1.07x on ResNet's 1x1s at 65x65, 1.04-1.10x on the 1x1s of 1280 and 2048 channels at 33x33,
+/// 1.03-1.09x on the strided downsample, 1.01-1.13x as Winograd's GEMM; 0.83-0.90x on
+/// PSPNet's pooled 2x2 and 6x6 maps.
+const PACKED8_LONG_TILE: RegisterTile = RegisterTile::new(4, 4, 8);
+const LONG_GEMM_PIXELS: usize = 256;
 /// The subgroup tile for layers of at most 8 output channels: a block of 16 would leave half
 /// the accumulators idle.
 const NARROW_TILE: RegisterTile = RegisterTile::new(2, 4, 8);
@@ -343,8 +364,16 @@ impl ConvConfig {
     ///   c16p2w8); without subgroups the tiled kernel, which the blocked one does not beat on a
     ///   GEMM when every weight is a per-lane load (0.94x).
     ///
-    /// Narrow layers take a narrower block. The best tile per shape is `atrous tune`'s job.
-    pub fn select(ctx: &Context, family: Family, in_channels: usize, out_channels: usize) -> Self {
+    /// Narrow layers take a narrower block, long packed8 GEMMs ([`PACKED8_LONG_TILE`]) 4 pixels
+    /// per invocation; `pixels`: the output pixels of an image (a Winograd GEMM's: its tiles).
+    /// The best tile per shape is `atrous tune`'s job.
+    pub fn select(
+        ctx: &Context,
+        family: Family,
+        in_channels: usize,
+        out_channels: usize,
+        pixels: usize,
+    ) -> Self {
         if !ctx.has_subgroups() {
             return match family {
                 Family::Taps => ConvConfig::new(ConvVariant::Blocked, BLOCKED_TILE),
@@ -357,8 +386,11 @@ impl ConvConfig {
             (Family::Pointwise, true) => ConvVariant::Packed8,
             (Family::Pointwise, false) => ConvVariant::Subgroup,
         };
+        let long_gemm = family == Family::Pointwise && pixels >= LONG_GEMM_PIXELS;
         let tile = if out_channels <= 8 {
             NARROW_TILE
+        } else if variant == ConvVariant::Packed8 && long_gemm {
+            PACKED8_LONG_TILE
         } else {
             Self::default_tile(variant, family)
         };
@@ -366,25 +398,43 @@ impl ConvConfig {
     }
 
     /// Resolves `Auto` (to [`ConvConfig::select`]'s choice) and fills in the default tile,
-    /// then checks that `ctx` can run the variant for `family` with this tile.
+    /// then checks that `ctx` can run the variant on `geometry` with this tile, for an output
+    /// of `out_hw` pixels.
     pub fn resolve(
         self,
         ctx: &Context,
-        family: Family,
+        geometry: &ConvGeometry,
         in_channels: usize,
         out_channels: usize,
+        (out_h, out_w): (usize, usize),
     ) -> Result<Resolved> {
         // A Winograd GEMM is a 1x1 kernel.
         let family = match self.winograd {
             Some(_) => Family::Pointwise,
-            None => family,
+            None => Family::of(geometry),
         };
         let config = if self.variant == ConvVariant::Auto {
-            Self::select(ctx, family, in_channels, out_channels).with_winograd(self.winograd)
+            let pixels = match self.winograd {
+                Some(tile) => tile.tiles(out_h, out_w, geometry.dilation),
+                None => out_h * out_w,
+            };
+            let select = |family| Self::select(ctx, family, in_channels, out_channels, pixels);
+            match self.winograd {
+                Some(_) => select(family).with_winograd(self.winograd),
+                // A strided 1x1 whose default variant runs as a GEMM takes the GEMM's tile.
+                None if Family::runs(geometry, select(family).variant) != family => {
+                    select(Family::Pointwise)
+                }
+                None => select(family),
+            }
         } else {
             self
         };
         let variant = config.variant;
+        let family = match config.winograd {
+            Some(_) => family,
+            None => Family::runs(geometry, variant),
+        };
         // Direct and tiled have fixed tiles: whatever was given, one resolution (and one
         // weight upload) per variant.
         let tile = match config.tile {
@@ -468,7 +518,7 @@ impl ConvConfig {
     }
 
     /// [`ConvConfig::candidates`] for a layer of `geometry` reading `in_channels`, with, for a
-    /// 3x3 of stride 1, Winograd's F(2x2), and F(4x4) where [`winograd::f4_allowed`], over a few
+    /// 3x3 of stride 1, Winograd in each tile its C_in allows ([`WinogradTile::allowed`]), over a few
     /// GEMMs (each register-blocked 1x1 variant the adapter runs with its default tile, and
     /// packed8 with two more).
     pub fn candidates_for(
@@ -487,7 +537,7 @@ impl ConvConfig {
             ];
             let tiles = WinogradTile::ALL
                 .into_iter()
-                .filter(|&t| t != WinogradTile::F4 || winograd::f4_allowed(in_channels));
+                .filter(|&t| t.allowed(in_channels));
             for tile in tiles {
                 for gemm in gemms {
                     if gemm.variant.unsupported(ctx, Family::Pointwise).is_none() {
@@ -554,7 +604,7 @@ impl ConvConfig {
                 Error::invalid(
                     "convolution kernel",
                     format!(
-                        "expected [conv3x3_][wino2_|wino4_]<variant>[:tile] with variant \
+                        "expected [conv3x3_][wino2_|wino3_|wino4_]<variant>[:tile] with variant \
                          direct, tiled, blocked[:c16p1w8], subgroup[:c16p2w8], \
                          packed[:c16p2w8], packed8[:c16p2w8] or auto, found '{text}'"
                     ),

@@ -21,7 +21,8 @@ pub use winograd::WinogradTile;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::ops::{pack_channels, to_u32, workgroups, WORKGROUP_CONSTANT};
+use crate::ops::pack_channels::{self, Packing};
+use crate::ops::{to_u32, workgroups, WORKGROUP_CONSTANT};
 use crate::pipeline::{shader, shape_text, Cost, Launch, Shader};
 use crate::shape::{ConvGeometry, TapRegion};
 use crate::tensor::{OutputSlice, Tensor};
@@ -119,7 +120,7 @@ pub(crate) struct ConvParams {
     chunk_tiles: u32,
     first_point: u32,
     point_count: u32,
-    _pad: u32,
+    parts: u32,
 }
 
 /// What a conv does after the multiply-adds, in the same pass: `relu?(acc + bias + residual)`.
@@ -334,10 +335,6 @@ impl Conv2d {
         &self.weights
     }
 
-    pub fn family(&self) -> Family {
-        Family::of(&self.geometry)
-    }
-
     pub fn in_channels(&self) -> usize {
         self.weights.in_channels
     }
@@ -372,7 +369,9 @@ impl Conv2d {
     /// The configuration used for an input of `shape` on `ctx`: as asked for, or for `Auto` the
     /// tuning table's winner for this shape, else the measured default.
     pub fn config_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Resolved> {
-        let (family, cin, cout) = (self.family(), self.in_channels(), self.out_channels());
+        let (g, cin, cout) = (&self.geometry, self.in_channels(), self.out_channels());
+        let [_, _, h, w] = shape;
+        let out_hw = g.out_hw(h, w)?;
         if self.config.winograd.is_some() && !winograd::eligible(&self.geometry) {
             return Err(Error::invalid(
                 format!("{} ({})", self.name, self.config.label(&self.geometry)),
@@ -385,25 +384,24 @@ impl Conv2d {
         // A concrete variant, or a Winograd tile asked for, is taken as given (an `Auto` GEMM
         // resolves to the adapter's default 1x1 kernel): no tuning table overrides it.
         if self.config.variant != ConvVariant::Auto || self.config.winograd.is_some() {
-            return self.config.resolve(ctx, family, cin, cout);
+            return self.config.resolve(ctx, g, cin, cout, out_hw);
         }
         let tuned = ctx
             .tuned_config(&self.tune_key(shape))
             .and_then(|text| ConvConfig::parse_for(text, &self.geometry).ok())
             .filter(|c| c.variant != ConvVariant::Auto)
             .filter(|c| c.winograd.is_none() || winograd::eligible(&self.geometry))
-            .and_then(|c| c.resolve(ctx, family, cin, cout).ok());
+            .and_then(|c| c.resolve(ctx, g, cin, cout, out_hw).ok());
         if let Some(resolved) = tuned {
             return Ok(resolved);
         }
         // The measured default: Winograd where its predicted speed-up pays
         // (winograd::choose), else the direct kernels.
-        let [_, _, h, w] = shape;
         ConvConfig {
             winograd: winograd::choose(&self.geometry, h, w, cin, cout)?,
             ..self.config
         }
-        .resolve(ctx, family, cin, cout)
+        .resolve(ctx, g, cin, cout, out_hw)
     }
 
     /// The output shape for an input of `shape`, or an error naming the mismatch.
@@ -446,24 +444,30 @@ impl Conv2d {
                 point_stride: 0,
             },
             Some(tile) => {
-                // One block per point of the transform, points_per_buffer to a buffer.
-                let points = tile.transform_weights(&self.weights);
-                let point_floats =
-                    layout_len(&resolved, self.out_channels(), self.in_channels(), 1);
-                let per_buffer =
-                    winograd::points_per_buffer(ctx, 4 * point_floats as u64, points.len())?;
+                // One block per point of the transform and part of C_in, points_per_buffer
+                // to a buffer.
+                let part_channels = self.part_channels(&resolved);
+                let blocks = tile.transform_weights(&self.weights, part_channels);
+                let block_floats = layout_len(&resolved, self.out_channels(), part_channels, 1);
+                let parts = tile.parts(self.in_channels());
+                let per_buffer = winograd::points_per_buffer(
+                    ctx,
+                    4 * block_floats as u64,
+                    blocks.len() / parts,
+                    parts,
+                )?;
                 let mut buffers = Vec::new();
-                for (i, group) in points.chunks(per_buffer).enumerate() {
-                    let mut host = Vec::with_capacity(group.len() * point_floats);
-                    for point in group {
-                        host.extend(layout(point, &resolved));
+                for (i, group) in blocks.chunks(per_buffer).enumerate() {
+                    let mut host = Vec::with_capacity(group.len() * block_floats);
+                    for block in group {
+                        host.extend(layout(block, &resolved));
                     }
-                    debug_assert_eq!(host.len(), group.len() * point_floats);
+                    debug_assert_eq!(host.len(), group.len() * block_floats);
                     buffers.push(ctx.upload(&format!("{label} {i}"), &host)?);
                 }
                 Uploaded {
                     buffers,
-                    point_stride: point_floats / resolved.variant.weight_floats(),
+                    point_stride: block_floats / resolved.variant.weight_floats(),
                 }
             }
         };
@@ -472,15 +476,33 @@ impl Conv2d {
         Ok((uploaded, gpu.bias.clone()))
     }
 
-    /// Input channels per packed group of the kernel that runs an input of `shape`, when it
-    /// reads a channel-packed copy (made by [`pack_channels`] before it). A Winograd GEMM
-    /// reads its input transform's output instead.
-    pub fn pack_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Option<usize>> {
-        let resolved = self.config_for(ctx, shape)?;
-        Ok(match resolved.winograd {
+    /// How the kernel that runs an input of `shape` wants it packed, when it reads a
+    /// channel-packed copy (made by [`pack_channels`] before it). A Winograd GEMM reads its
+    /// input transform's output instead.
+    pub fn pack_for(&self, ctx: &Context, shape: [usize; 4]) -> Result<Option<Packing>> {
+        Ok(self.packing(&self.config_for(ctx, shape)?))
+    }
+
+    fn packing(&self, resolved: &Resolved) -> Option<Packing> {
+        let channels = match resolved.winograd {
             Some(_) => None,
             None => resolved.variant.pack(),
-        })
+        }?;
+        // A strided GEMM reads a copy holding only the pixels it multiplies.
+        let stride = match resolved.family {
+            Family::Pointwise => self.geometry.stride,
+            Family::Taps => 1,
+        };
+        Some(Packing { channels, stride })
+    }
+
+    /// Input channels per part of C_in of a Winograd configuration's GEMM.
+    fn part_channels(&self, resolved: &Resolved) -> usize {
+        let pack = resolved.variant.pack().unwrap_or(1);
+        match resolved.winograd {
+            Some(tile) => tile.part_channels(self.in_channels(), pack),
+            None => self.in_channels(),
+        }
     }
 
     /// The Winograd tiling of an input of `shape` under `resolved`.
@@ -490,14 +512,15 @@ impl Conv2d {
         shape: [usize; 4],
         resolved: &Resolved,
     ) -> Result<winograd::Tiling> {
-        let point_bytes = 4 * layout_len(resolved, self.out_channels(), self.in_channels(), 1);
+        let part_channels = self.part_channels(resolved);
+        let block_bytes = 4 * layout_len(resolved, self.out_channels(), part_channels, 1);
         winograd::Tiling::new(
             ctx,
             &self.geometry,
             shape,
             self.out_channels(),
             resolved,
-            point_bytes as u64,
+            block_bytes as u64,
         )
     }
 
@@ -614,22 +637,25 @@ impl Conv2d {
                 }
             }
             let gemm = |range: &winograd::PointRange, v: &wgpu::Buffer| -> Result<Launch> {
+                // Images are the range's (point, part of C_in) pairs, point-major: in V, part
+                // s of point k is the channels s * part_channels.. of k's plane, which is image
+                // k * parts + s's place when an image has part_channels; it writes M's plane
+                // of (range.first + k) * parts + s (a channel offset of whole planes).
+                let images = range.count * tiling.parts;
                 let split = Split::new(
                     &resolved,
-                    range.count,
+                    images,
                     out_c,
                     1,
                     tiling.chunk_tiles,
                     None,
-                    tiling.v_channels,
-                    tiling.v_channels * tiling.chunk_tiles * 4,
+                    tiling.part_channels,
+                    tiling.part_channels * tiling.chunk_tiles * 4,
                     weight.point_stride * resolved.variant.weight_floats() * 4,
                 )?;
-                // Images are the range's points; image n writes M's plane of point
-                // range.first + n (a channel offset of whole planes).
                 let params = ConvParams {
-                    batch: to_u32("points", range.count)?,
-                    in_channels: to_u32("in_channels", tiling.v_channels)?,
+                    batch: to_u32("points", images)?,
+                    in_channels: to_u32("in_channels", tiling.part_channels)?,
                     in_h: 1,
                     in_w: to_u32("tiles", tiling.chunk_tiles)?,
                     out_h: 1,
@@ -641,7 +667,7 @@ impl Conv2d {
                     pad_h: 0,
                     pad_w: 0,
                     out_c_total: to_u32("output channels", out_c)?,
-                    out_c_offset: to_u32("point offset", range.first * out_c)?,
+                    out_c_offset: to_u32("point offset", range.first * tiling.parts * out_c)?,
                     relu: 0,
                     bias_stride: 0,
                     has_residual: 0,
@@ -699,7 +725,11 @@ impl Conv2d {
             out_w,
             runs.as_ref().map(Vec::len),
             self.in_channels(),
-            in_h * in_w * self.in_channels() * 4,
+            // A strided GEMM streams the pixels it multiplies only.
+            match taps {
+                true => in_h * in_w * self.in_channels() * 4,
+                false => out_h * out_w * self.in_channels() * 4,
+            },
             self.weights.weight.len() * 4,
         )?;
         let params = ConvParams {
@@ -713,19 +743,18 @@ impl Conv2d {
             )?,
             ..split.params(base)?
         };
-        let pack = resolved.variant.pack();
-        let packed = match (pack, packed) {
-            (Some(pack), Some(packed)) => {
-                let expected = pack_channels::packed_shape(shape, pack);
-                packed.expect_shape(expected.map(Some))?;
+        let packed = match (self.packing(&resolved), packed) {
+            (Some(packing), Some(packed)) => {
+                packed.expect_shape(packing.packed_shape(shape).map(Some))?;
                 Some(packed)
             }
-            (Some(pack), None) => {
+            (Some(packing), None) => {
                 return Err(Error::invalid(
                     &self.name,
                     format!(
-                        "kernel {} reads the input packed by {pack} channels; none was given",
-                        resolved.label(g)
+                        "kernel {} reads the input packed by {} channels; none was given",
+                        resolved.label(g),
+                        packing.channels
                     ),
                 ))
             }

@@ -1,8 +1,10 @@
 //! Winograd minimal filtering for 3x3 convolutions of stride 1, any dilation and padding.
 //! F(m x m, 3 x 3) computes an m x m tile of outputs from an (m+2) x (m+2) tile of input with
 //! (m+2)^2 multiplies per pair of input and output channels instead of 9 m^2 (Lavin and Gray,
-//! "Fast Algorithms for Convolutional Neural Networks", 2016): 2.25x fewer for m = 2, 4x for
-//! m = 4.
+//! "Fast Algorithms for Convolutional Neural Networks", 2016): 2.25x fewer for m = 2, 3.24x for
+//! m = 3, 4x for m = 4. Which m pays depends on the residue classes' widths too: a class w
+//! pixels wide takes ceil(w / m) tiles, so m = 3 fits the 5- and 6-pixel classes of ASPP's
+//! rates where m = 2 and 4 waste a partial tile.
 //!
 //! Dilation by residue classes: a 3x3 convolution of dilation d is d x d ordinary 3x3
 //! convolutions, one per class of output pixels (y mod d, x mod d), each reading the input
@@ -16,15 +18,19 @@
 //! 1. input transform (shaders/winograd.wgsl): V = B^T d B for each tile and input channel;
 //! 2. the GEMM, a 1x1 kernel (shaders/conv1x1*.wgsl) whose images are the (m+2)^2 points xi
 //!    of the transform, each with its own weights: M[xi] = U[xi] V[xi], the weights
-//!    U = G g G^T transformed at load in f64 and stored f32;
-//! 3. output transform (shaders/winograd.wgsl): Y = A^T M A for each tile and output channel,
-//!    through the shared epilogue (bias, residual, ReLU) to its pixels.
+//!    U = G g G^T transformed at load in f64 and stored f32. Past [`F4_PART_CHANNELS`] input
+//!    channels F(4x4) sums C_in in parts, an image per (point, part): M[xi, s] = U[xi, s] V[xi, s];
+//! 3. output transform (shaders/winograd.wgsl): Y = A^T (sum over s of M[., s]) A for each tile
+//!    and output channel, through the shared epilogue (bias, residual, ReLU) to its pixels.
 //!
 //! x: (N, C_in, H, W)
-//! V: (P, C_in, T) for a range of P of the a^2 points (a = m + 2) and T the chunk's tiles;
-//!    (P, ceil(C_in / 8), T, 8) for the packed8 GEMM (its packed input layout, zeros past C_in)
-//! U: a^2 blocks, one per point, each a 1x1 (C_out, C_in) weight in the GEMM kernel's layout
-//! M: (a^2, C_out, T)
+//! V: (P, C_in', T) for a range of P of the a^2 points (a = m + 2) and T the chunk's tiles;
+//!    (P, C_in' / 8, T, 8) for the packed8 GEMM (its packed input layout), with C_in' = S
+//!    parts of C_in / S channels each, rounded up to the GEMM's packing, zeros past C_in (S = 1
+//!    but for F(4x4) on more than [`F4_PART_CHANNELS`])
+//! U: a^2 S blocks, one per point and part, each a 1x1 (C_out, C_in' / S) weight in the GEMM
+//!    kernel's layout, point-major
+//! M: (a^2, S, C_out, T)
 //! y: (N, C_out, H_out, W_out)
 //! tiles: the tiles' first output rows (row_tiles of them), then first columns (col_tiles)
 //!
@@ -43,10 +49,13 @@ use crate::pipeline::{Launch, Shader};
 use crate::shape::ConvGeometry;
 use crate::tensor::{OutputSlice, Tensor};
 
-/// The output tile of a Winograd transform: F(2x2, 3x3) or F(4x4, 3x3).
+/// The output tile of a Winograd transform: F(2x2, 3x3), F(3x3, 3x3) or F(4x4, 3x3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WinogradTile {
     F2,
+    /// Fits the 5- and 6-pixel residue classes of ASPP's rates (rate 6 on 33x33, rate 12 on
+    /// 65x65), where F(2x2) and F(4x4) leave a partial tile.
+    F3,
     F4,
 }
 
@@ -64,6 +73,28 @@ const F2_G: [[f64; 3]; 4] = [
     [0.0, 0.0, 1.0],
 ];
 const F2_AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+
+/// Interpolation points 0, 1, -1, 2 (and infinity); the matrices follow from the points as
+/// in Toom-Cook (A^T and G Vandermonde, B^T solved for).
+const F3_BT: [[f64; 5]; 5] = [
+    [2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, -2.0, -1.0, 1.0, 0.0],
+    [0.0, 2.0, -3.0, 1.0, 0.0],
+    [0.0, -1.0, 0.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0],
+];
+const F3_G: [[f64; 3]; 5] = [
+    [1.0 / 2.0, 0.0, 0.0],
+    [-1.0 / 2.0, -1.0 / 2.0, -1.0 / 2.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
+    [0.0, 0.0, 1.0],
+];
+const F3_AT: [[f64; 5]; 3] = [
+    [1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 1.0],
+];
 
 /// Interpolation points 0, 1, -1, 2, -2 (and infinity), Lavin's. The points 0, 1, -1, 1/2,
 /// -1/2 (Toom-Cook, as Barabasz et al. propose for accuracy) measured no better here on
@@ -92,12 +123,13 @@ const F4_AT: [[f64; 6]; 4] = [
 ];
 
 impl WinogradTile {
-    pub const ALL: [WinogradTile; 2] = [WinogradTile::F2, WinogradTile::F4];
+    pub const ALL: [WinogradTile; 3] = [WinogradTile::F2, WinogradTile::F3, WinogradTile::F4];
 
     /// Outputs per tile side.
     pub fn m(self) -> usize {
         match self {
             WinogradTile::F2 => 2,
+            WinogradTile::F3 => 3,
             WinogradTile::F4 => 4,
         }
     }
@@ -107,10 +139,11 @@ impl WinogradTile {
         self.m() + 2
     }
 
-    /// `wino2`, `wino4` (in configuration labels).
+    /// `wino2`, `wino3`, `wino4` (in configuration labels).
     pub fn name(self) -> &'static str {
         match self {
             WinogradTile::F2 => "wino2",
+            WinogradTile::F3 => "wino3",
             WinogradTile::F4 => "wino4",
         }
     }
@@ -123,6 +156,7 @@ impl WinogradTile {
     pub fn bt(self) -> Vec<Vec<f64>> {
         match self {
             WinogradTile::F2 => F2_BT.iter().map(|r| r.to_vec()).collect(),
+            WinogradTile::F3 => F3_BT.iter().map(|r| r.to_vec()).collect(),
             WinogradTile::F4 => F4_BT.iter().map(|r| r.to_vec()).collect(),
         }
     }
@@ -131,6 +165,7 @@ impl WinogradTile {
     pub fn g(self) -> Vec<[f64; 3]> {
         match self {
             WinogradTile::F2 => F2_G.to_vec(),
+            WinogradTile::F3 => F3_G.to_vec(),
             WinogradTile::F4 => F4_G.to_vec(),
         }
     }
@@ -139,14 +174,72 @@ impl WinogradTile {
     pub fn at(self) -> Vec<Vec<f64>> {
         match self {
             WinogradTile::F2 => F2_AT.iter().map(|r| r.to_vec()).collect(),
+            WinogradTile::F3 => F3_AT.iter().map(|r| r.to_vec()).collect(),
             WinogradTile::F4 => F4_AT.iter().map(|r| r.to_vec()).collect(),
         }
     }
 
-    /// The transformed filters: for each point xi = (i, j) of the alpha x alpha transform, the
-    /// (C_out, C_in) matrix U[xi] = (G g G^T)[i][j], computed in f64 from `weights`' 3x3
-    /// kernels, without bias (the output transform's epilogue adds it).
-    pub fn transform_weights(self, weights: &ConvWeights) -> Vec<ConvWeights> {
+    /// Input channels per part of C_in ([`WinogradTile::parts`]) for a GEMM that reads V
+    /// packed by `pack` (1 or 8) channels: V holds parts x this many channels, zeros past C_in.
+    pub fn part_channels(self, in_channels: usize, pack: usize) -> usize {
+        in_channels
+            .div_ceil(self.parts(in_channels))
+            .next_multiple_of(pack)
+    }
+
+    /// Whether the default and the tuner may run a layer of `in_channels` in this tile: F(2x2)
+    /// and F(3x3) everywhere, F(4x4) from [`F4_MIN_IN_CHANNELS`] on.
+    pub fn allowed(self, in_channels: usize) -> bool {
+        match self {
+            WinogradTile::F2 | WinogradTile::F3 => true,
+            WinogradTile::F4 => in_channels >= F4_MIN_IN_CHANNELS,
+        }
+    }
+
+    /// The parts the GEMM splits C_in into: F(4x4) sums at most [`F4_PART_CHANNELS`] input
+    /// channels in one accumulator, then adds the parts in its output transform.
+    pub fn parts(self, in_channels: usize) -> usize {
+        match self {
+            WinogradTile::F2 | WinogradTile::F3 => 1,
+            WinogradTile::F4 => in_channels.div_ceil(F4_PART_CHANNELS).max(1),
+        }
+    }
+
+    /// The transformed filters: for each point xi = (i, j) of the alpha x alpha transform and
+    /// each of [`WinogradTile::parts`] parts of C_in (`part_channels` each, zeros past C_in),
+    /// the (C_out, part_channels) matrix U[xi] = (G g G^T)[i][j] of those channels, computed
+    /// in f64 from `weights`' 3x3 kernels, without bias (the output transform's epilogue adds
+    /// it); point-major: block xi * parts + part.
+    pub fn transform_weights(
+        self,
+        weights: &ConvWeights,
+        part_channels: usize,
+    ) -> Vec<ConvWeights> {
+        let parts = self.parts(weights.in_channels);
+        let (cout, cin) = (weights.out_channels, weights.in_channels);
+        let mut blocks = Vec::with_capacity(self.alpha() * self.alpha() * parts);
+        for point in self.transform_points(weights) {
+            for part in 0..parts {
+                let mut weight = vec![0f32; cout * part_channels];
+                for co in 0..cout {
+                    for c in 0..part_channels.min(cin.saturating_sub(part * part_channels)) {
+                        weight[co * part_channels + c] = point[co * cin + part * part_channels + c];
+                    }
+                }
+                blocks.push(ConvWeights {
+                    out_channels: cout,
+                    in_channels: part_channels,
+                    kernel_size: 1,
+                    weight,
+                    bias: None,
+                });
+            }
+        }
+        blocks
+    }
+
+    /// U[xi] for each point xi, (C_out, C_in) row-major.
+    fn transform_points(self, weights: &ConvWeights) -> Vec<Vec<f32>> {
         let (a, g) = (self.alpha(), self.g());
         let (cout, cin) = (weights.out_channels, weights.in_channels);
         let mut points = vec![vec![0f32; cout * cin]; a * a];
@@ -164,41 +257,36 @@ impl WinogradTile {
             }
         }
         points
-            .into_iter()
-            .map(|weight| ConvWeights {
-                out_channels: cout,
-                in_channels: cin,
-                kernel_size: 1,
-                weight,
-                bias: None,
-            })
-            .collect()
+    }
+
+    /// Tiles of an output of `out_h x out_w` at `dilation`, over every residue class.
+    pub fn tiles(self, out_h: usize, out_w: usize, dilation: usize) -> usize {
+        let rows = tile_origins(out_h, dilation, self.m()).len();
+        let cols = tile_origins(out_w, dilation, self.m()).len();
+        rows * cols
     }
 
     /// Multiplies per pair of channels for an output of `out_h x out_w` at `dilation`: alpha^2
     /// per tile (direct convolution: 9 per output pixel, fewer where taps fall in the padding).
     pub fn multiplies(self, out_h: usize, out_w: usize, dilation: usize) -> usize {
-        let a = self.alpha();
-        let rows = tile_origins(out_h, dilation, self.m()).len();
-        let cols = tile_origins(out_w, dilation, self.m()).len();
-        rows * cols * a * a
+        self.tiles(out_h, out_w, dilation) * self.alpha() * self.alpha()
     }
 }
 
-/// The C_in for which the default and the tuner may take F(4x4), whose error is 3-5x the direct
-/// kernels' (rel L2 against the float64 reference, random data: 1.6e-6 at 64, 2.8e-6 at 256,
-/// 5.4e-6 at 1024, 8.4e-6 at 2048, 1.2e-5 at 4096; F(2x2) stays below the direct kernels' own
-/// error at every C_in). Up to 2048 it passes the op tolerance (1e-5). From 256: an error made
-/// early in a deep network is amplified by every layer after it, and F(4x4) on the stem and
-/// layer1-2 (C_in 64-128) took PSPNet-ResNet101's logits from 3.9e-5 to 1.2e-4 from PyTorch's
-/// (the network tolerance is 1e-4), on layer3, layer4 and the heads only to 4.2e-5
-/// (BENCHMARKS.md).
-pub const F4_IN_CHANNELS: std::ops::RangeInclusive<usize> = 256..=2048;
+/// The least C_in for which the default and the tuner may take F(4x4), whose error is 3-5x the
+/// direct kernels' (rel L2 against the float64 reference, random data: 1.6e-6 at 64, 2.8e-6 at
+/// 256, 5.4e-6 at 1024, 8.4e-6 at 2048; F(2x2) stays below the direct kernels' own error at
+/// every C_in, F(3x3) at about 2x it, 6.2e-6 at 4096). An error made early in a deep network is
+/// amplified by every layer after it: F(4x4) on the stem and layer1-2 (C_in 64-128) took
+/// PSPNet-ResNet101's logits from 3.9e-5 to 1.2e-4 from PyTorch's (the network tolerance is
+/// 1e-4), on layer3, layer4 and the heads only to 4.2e-5 (BENCHMARKS.md).
+pub const F4_MIN_IN_CHANNELS: usize = 256;
 
-/// Whether the default and the tuner may run a layer of `in_channels` in F(4x4).
-pub fn f4_allowed(in_channels: usize) -> bool {
-    F4_IN_CHANNELS.contains(&in_channels)
-}
+/// The most input channels F(4x4)'s GEMM sums in one accumulator. Its error grows as the
+/// square root of the channels summed (the rounding of a long f32 sum, amplified by A^T's
+/// entries up to 8): 1.2e-5 at 4096 in one sum, past the op tolerance; in parts of 2048 added
+/// by the output transform it stays at 2048's error.
+pub const F4_PART_CHANNELS: usize = 2048;
 
 /// The speed-up a layer gets per unit of multiply reduction, for channel counts whose harmonic
 /// mean is h: h / (h + EFFICIENCY_KNEE). The transforms cost per channel and tile, the GEMM per
@@ -209,8 +297,9 @@ pub fn f4_allowed(in_channels: usize) -> bool {
 /// 0.27.
 const EFFICIENCY_KNEE: f64 = 177.0;
 
-/// The least predicted speed-up worth switching kernels for.
-const MIN_SPEEDUP: f64 = 1.1;
+/// The least predicted speed-up worth switching kernels for. The model is conservative where
+/// residue classes are narrow (F(3x3) at rate 24 on 65x65: predicted 1.08x, measured 1.39x).
+const MIN_SPEEDUP: f64 = 1.05;
 
 /// Below these channel counts the transforms (per channel and tile) weigh too much against
 /// the GEMM (per pair of channels and tile).
@@ -219,8 +308,10 @@ const MIN_CHANNELS: usize = 16;
 /// The tile the default configuration uses for a layer, if Winograd should run it: the one
 /// with the largest predicted speed-up, the direct kernel's multiplies (only taps on real
 /// pixels: at large rates on small maps, tap pruning wins) over its own, times the efficiency
-/// its channel counts allow ([`EFFICIENCY_KNEE`]), if at least [`MIN_SPEEDUP`]; F(4x4) only for
-/// [`F4_IN_CHANNELS`].
+/// its channel counts allow ([`EFFICIENCY_KNEE`]), if at least [`MIN_SPEEDUP`]; F(4x4) only
+/// from [`F4_MIN_IN_CHANNELS`] input channels. The knee was fitted on F(2x2) and F(4x4);
+/// F(3x3)'s measured speed-ups fall within the same band (0.47-0.93 of its multiply
+/// reduction).
 pub fn choose(
     geometry: &ConvGeometry,
     h: usize,
@@ -237,7 +328,7 @@ pub fn choose(
     let efficiency = mean / (mean + EFFICIENCY_KNEE);
     Ok(WinogradTile::ALL
         .into_iter()
-        .filter(|&tile| tile != WinogradTile::F4 || f4_allowed(in_channels))
+        .filter(|&tile| tile.allowed(in_channels))
         .map(|tile| {
             let multiplies = tile.multiplies(out_h, out_w, geometry.dilation) as f64;
             (tile, direct / multiplies * efficiency)
@@ -284,7 +375,8 @@ const WINOGRAD: Shader = crate::pipeline::shader!(
 );
 
 /// A range of points the GEMM runs at once: `count` points from `first`, whose weights are
-/// in weight buffer `buffer` from its point `first_in_buffer` on.
+/// in weight buffer `buffer` from its block `first_in_buffer` on (a block per point and part
+/// of C_in).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PointRange {
     pub first: usize,
@@ -303,8 +395,13 @@ pub(crate) struct Tiling {
     pub chunk_tiles: usize,
     pub chunks: usize,
     pub ranges: Vec<PointRange>,
-    /// Input channels as V holds them: C_in, or rounded up to 8 for the packed8 GEMM.
+    /// Input channels as V holds them: `parts` x `part_channels`.
     pub v_channels: usize,
+    /// Parts of C_in the GEMM sums apart, its images being (point, part) pairs, point-major;
+    /// the output transform adds them ([`WinogradTile::parts`]).
+    pub parts: usize,
+    /// C_in / parts, rounded up to the GEMM's packing.
+    pub part_channels: usize,
     /// Channels packed together in V: 8 for the packed8 GEMM, else 1 (planes).
     pub pack: usize,
     pub out_channels: usize,
@@ -312,14 +409,14 @@ pub(crate) struct Tiling {
 
 impl Tiling {
     /// The tiling of `geometry` on `shape` for the GEMM `resolved`, whose weight layout takes
-    /// `point_bytes` per point.
+    /// `block_bytes` per point and part of C_in.
     pub fn new(
         ctx: &Context,
         geometry: &ConvGeometry,
         shape: [usize; 4],
         out_channels: usize,
         resolved: &Resolved,
-        point_bytes: u64,
+        block_bytes: u64,
     ) -> Result<Tiling> {
         let tile = resolved.winograd.expect("a Winograd configuration");
         let [n, c, h, w] = shape;
@@ -330,20 +427,22 @@ impl Tiling {
         let tiles = n * row_origins.len() * col_origins.len();
         let points = tile.alpha() * tile.alpha();
         let pack = resolved.variant.pack().unwrap_or(1);
-        let v_channels = c.next_multiple_of(pack);
+        let parts = tile.parts(c);
+        let part_channels = tile.part_channels(c, pack);
+        let v_channels = parts * part_channels;
         // Scratch about the size of the layer's larger activation: the plan's buffers hold
         // tensors of that size already, so the scratch shares them rather than adding its own.
         let activation = (4 * n * c * h * w).max(4 * n * out_channels * out_h * out_w) as u64;
         let budget = activation
             .clamp(MIN_SCRATCH_BYTES, SCRATCH_BYTES)
             .min(ctx.max_binding_bytes());
-        // M holds every point of a chunk; V at least one.
-        let per_tile = (4 * points * out_channels).max(4 * v_channels) as u64;
+        // M holds every point and part of a chunk; V at least one point.
+        let per_tile = (4 * points * parts * out_channels).max(4 * v_channels) as u64;
         let most = ((budget / per_tile) as usize).max(1);
         let chunks = tiles.div_ceil(most);
         let chunk_tiles = tiles.div_ceil(chunks);
         let per_range = ((budget / (4 * v_channels * chunk_tiles) as u64) as usize).max(1);
-        let per_buffer = points_per_buffer(ctx, point_bytes, points)?;
+        let per_buffer = points_per_buffer(ctx, block_bytes, points, parts)? / parts;
         let mut ranges = Vec::new();
         let mut first = 0;
         while first < points {
@@ -356,7 +455,7 @@ impl Tiling {
                 first,
                 count,
                 buffer,
-                first_in_buffer,
+                first_in_buffer: first_in_buffer * parts,
             });
             first += count;
         }
@@ -368,6 +467,8 @@ impl Tiling {
             chunks,
             ranges,
             v_channels,
+            parts,
+            part_channels,
             pack,
             out_channels,
         })
@@ -377,21 +478,28 @@ impl Tiling {
         self.tile.alpha() * self.tile.alpha()
     }
 
-    /// Bytes of V (the largest range of points) and M (every point) for one chunk: the
-    /// scratch the layer needs.
+    /// Bytes of V (the largest range of points) and M (every point and part) for one chunk:
+    /// the scratch the layer needs.
     pub fn scratch_bytes(&self) -> [u64; 2] {
         let range = self.ranges.iter().map(|r| r.count).max().unwrap_or(1);
         let tiles = (self.chunk_tiles * 4) as u64;
         [
             tiles * (range * self.v_channels) as u64,
-            tiles * (self.points() * self.out_channels) as u64,
+            tiles * (self.points() * self.parts * self.out_channels) as u64,
         ]
     }
 }
 
-/// How many points' weights of `point_bytes` each fit one storage binding.
-pub(crate) fn points_per_buffer(ctx: &Context, point_bytes: u64, points: usize) -> Result<usize> {
+/// How many weight blocks of `block_bytes` (one per point and part of C_in) go to one storage
+/// binding: whole points' parts, so a multiple of `parts`.
+pub(crate) fn points_per_buffer(
+    ctx: &Context,
+    block_bytes: u64,
+    points: usize,
+    parts: usize,
+) -> Result<usize> {
     let limit = ctx.max_binding_bytes();
+    let point_bytes = block_bytes * parts as u64;
     if point_bytes > limit {
         return Err(Error::TooLarge {
             what: "one point's Winograd weights".into(),
@@ -399,7 +507,7 @@ pub(crate) fn points_per_buffer(ctx: &Context, point_bytes: u64, points: usize) 
             limit,
         });
     }
-    Ok(((limit / point_bytes) as usize).clamp(1, points))
+    Ok(((limit / point_bytes) as usize).clamp(1, points) * parts)
 }
 
 /// The GEMM of one range of points of a chunk of tiles: (range, V) to its launch, which
@@ -430,6 +538,7 @@ pub(crate) fn launch(
     let constants = [WORKGROUP_CONSTANT[0], ("PACK", tiling.pack as f64)];
     let (input_entry, output_entry) = match tiling.tile {
         WinogradTile::F2 => ("winograd_input_f2", "winograd_output_f2"),
+        WinogradTile::F3 => ("winograd_input_f3", "winograd_output_f3"),
         WinogradTile::F4 => ("winograd_input_f4", "winograd_output_f4"),
     };
     let [v, m] = scratch;
@@ -479,6 +588,7 @@ pub(crate) fn launch(
             &constants,
             &ConvParams {
                 total: to_u32("invocations", outputs)?,
+                parts: to_u32("parts", tiling.parts)?,
                 ..common
             },
             &[
@@ -564,22 +674,28 @@ mod tests {
     }
 
     /// The cost model takes Winograd on ResNet's and PSPNet's dense 3x3s, tap pruning at
-    /// ASPP's large rates, F(4x4) only in its C_in range, and nothing but 3x3 of stride 1.
+    /// ASPP's rates up to 24 on 65x65 (F(3x3)), tap pruning at the largest ones, F(4x4) only
+    /// from its least C_in, and nothing but 3x3 of stride 1.
     #[test]
     fn the_default_follows_the_multiplies() {
-        use WinogradTile::{F2, F4};
+        use WinogradTile::{F3, F4};
         // (dilation, map, C_in, C_out, the choice); the layers of BENCHMARKS.md's table, where
-        // the default's choice was measured the fastest of the three.
+        // the default's choice was measured the fastest of those it may take (F(4x4) is out
+        // of range at 128 input channels).
         let layers = [
-            (1, 60, 4096, 512, Some(F2)),
+            (1, 60, 4096, 512, Some(F4)),
             (1, 65, 2048, 512, Some(F4)),
             (4, 65, 512, 512, Some(F4)),
             (2, 65, 256, 256, Some(F4)),
-            (12, 65, 2048, 256, None),
-            (24, 65, 2048, 256, None),
+            (1, 65, 128, 128, Some(F3)),
+            (12, 65, 2048, 256, Some(F3)),
+            (24, 65, 2048, 256, Some(F3)),
             (36, 65, 2048, 256, None),
-            (6, 33, 512, 256, None),
-            (1, 65, 128, 128, None),
+            (6, 33, 512, 256, Some(F3)),
+            (18, 33, 512, 256, None),
+            (6, 33, 2048, 256, Some(F3)),
+            (12, 33, 2048, 256, Some(F3)),
+            (18, 33, 2048, 256, None),
             (1, 130, 64, 64, None),
             (1, 65, 8, 8, None),
         ];

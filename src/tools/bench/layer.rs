@@ -164,14 +164,13 @@ impl Prepared {
         let output = Tensor::empty(ctx, conv.name(), conv.out_shape(shape)?)?;
         let resolved = conv.config_for(ctx, shape)?;
         let mut launches = Vec::new();
-        let packed = match resolved.variant.pack() {
-            Some(pack) => {
-                let packed_shape = crate::ops::pack_channels::packed_shape(shape, pack);
-                let packed = Tensor::empty(ctx, "packed input", packed_shape)?;
+        let packed = match conv.pack_for(ctx, shape)? {
+            Some(packing) => {
+                let packed = Tensor::empty(ctx, "packed input", packing.packed_shape(shape))?;
                 launches.push(crate::ops::pack_channels::prepare(
                     ctx,
                     input,
-                    pack,
+                    packing,
                     packed.buffer(),
                 )?);
                 Some(packed)

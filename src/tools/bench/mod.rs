@@ -110,7 +110,7 @@ pub struct LayerArgs {
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Kernel configurations (repeat or comma-separate): direct, tiled, blocked,
-    /// blocked:c16p1w8, packed8:c16p3w8, wino4_packed8 (Winograd F(4x4), 3x3 of stride 1), ...,
+    /// blocked:c16p1w8, packed8:c16p3w8, wino4_packed8 (Winograd F(4x4); wino2, wino3: F(2x2), F(3x3); 3x3 of stride 1), ...,
     /// or all. Default: tiled and the default.
     #[arg(long, value_delimiter = ',')]
     variant: Vec<String>,
