@@ -1,5 +1,6 @@
 // 1x1 convolution of stride 1: a GEMM over channels, y[n, co, p] = sum_ci w[co, ci] * x[n, ci, p]
-// with p the flattened pixel index, then the shared epilogue (bias, residual, ReLU).
+// with p the flattened pixel index, then the shared epilogue (bias, residual, ReLU). (A strided
+// 1x1 reaches conv1x1_packed8 only, on a copy packed at its stride: p is then the output pixel.)
 //
 // conv1x1_direct: w (C_out, C_in)     PyTorch's layout, one output element per invocation
 // conv1x1_tiled:  w (ceil(C_out/4), C_in) of vec4: 4 output channels side by side; each
@@ -8,7 +9,7 @@
 // kernel's pixel split and stores: shaders/conv1x1_tile.wgsl (both prepended).
 // In every 1x1 kernel image n's weights start (p.first_point + n) * p.w_image_stride elements
 // in: 0 for a convolution; the Winograd GEMM (src/ops/conv2d/winograd.rs) gives each of its
-// images, the transform's points, weights of their own.
+// images, the transform's (point, part of C_in) blocks, weights of their own.
 
 // Declared as vec4 for the tiled variant; the direct variant indexes scalars out of it.
 @group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;

@@ -42,12 +42,13 @@ struct Params {
     // Winograd (src/ops/conv2d/winograd.rs, shaders/winograd.wgsl):
     w_image_stride: u32, // 1x1 kernels: weights of image n start (first_point + n) * this (in
                          // the kernel's weight elements) in: the Winograd GEMM's images are the
-                         // transform's points, each with its own weights; 0 otherwise
+                         // transform's (point, part of C_in) blocks, each with its own weights;
+                         // 0 otherwise
     first_tile: u32,     // the chunk's first tile (n-major over the tile table's rows x columns)
     row_tiles: u32,      // tile rows per image (the tile table's first entries)
     col_tiles: u32,      // tile columns per image (the table's next entries)
     chunk_tiles: u32,    // tiles in the chunk: the GEMM's pixels, the planes' stride
-    first_point: u32,    // input transform: the range's first point; GEMM: the same point's
+    first_point: u32,    // input transform: the range's first point; GEMM: its first block's
                          // place in the bound weight buffer
     point_count: u32,    // input transform: points in the range (V's planes)
     parts: u32,          // output transform: M's planes per point (parts of C_in, added)

@@ -5,7 +5,8 @@
 // the kernel declares `w` and `x8` (both array<vec4<u64>>).
 //
 // x8: (N, ceil(C_in / 8), H, W) of 8 floats, as vec4<u64> (pack_channels.wgsl with PACK = 8):
-//     channel 8g + k of a pixel is float k of its group g, zeros past C_in
+//     channel 8g + k of a pixel is float k of its group g, zeros past C_in; for a strided 1x1,
+//     (H, W) are the output's (the copy keeps every stride-th pixel)
 // w: per block of 4*VEC output channels (and tap), per group of 8 input channels, VEC / 2
 //    rounds of one vec4<u64> per lane (`ConvWeights::packed_wide` in src/ops/mod.rs): the group's
 //    8*VEC weight vec4s g = c*VEC + v (input channel c, output channels 4v..4v+3) sit at round

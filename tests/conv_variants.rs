@@ -269,10 +269,11 @@ const SUBGROUP_TILES: [RegisterTile; 4] = [
     RegisterTile::new(8, 1, 32),
 ];
 
-/// The 64-bit-load kernels take 2, 4 or 8 vec4s; one tile has a workgroup of two subgroups.
+/// The 64-bit-load kernels take 2, 4 or 8 vec4s; one tile has a workgroup of two subgroups,
+/// one is the long GEMMs' default (c16p4w8).
 fn packed8_tiles() -> impl Iterator<Item = RegisterTile> {
     let tiles = SUBGROUP_TILES.into_iter().filter(|t| t.vec4s != 6);
-    tiles.chain([RegisterTile::new(4, 1, 16)])
+    tiles.chain([RegisterTile::new(4, 1, 16), RegisterTile::new(4, 4, 8)])
 }
 
 #[test]
@@ -340,6 +341,17 @@ fn conv1x1_strided_matches_reference_with_every_variant() {
             Family::Taps,
             random_strided_pointwise,
         );
+    }
+    // A ResNet downsample's shape: Auto runs it as the GEMM with the long GEMMs' tile where
+    // the adapter has packed8.
+    let conv = Conv2d::new("conv", Rng::new(6).conv_weights(32, 16, 1, true), geometry).unwrap();
+    let resolved = conv.config_for(ctx(), [1, 16, 64, 64]).unwrap();
+    if ConvVariant::Packed8
+        .unsupported(ctx(), Family::Pointwise)
+        .is_none()
+    {
+        assert_eq!(resolved.family, Family::Pointwise);
+        assert_eq!(resolved.tile, RegisterTile::new(4, 4, 8));
     }
 }
 
@@ -682,11 +694,70 @@ fn winograd_f4_adds_the_parts_of_a_wide_input() {
         let residual = upload(&mut rng, [2, 12, 7, 9]);
         let expected =
             reference::conv2d_with(&hx, &weights, geometry, None, Some(&residual.1), true);
-        for variant in [ConvVariant::Packed8, ConvVariant::Tiled] {
-            if variant.unsupported(ctx(), Family::Pointwise).is_some() {
-                continue;
+        // Also under 4 MiB storage bindings: a point's parts (66-88 KiB each with packed8)
+        // share a weight buffer, the 36 points spread over 2 or 3 (4.8 and 9.5 MB in all).
+        let small = Context::new().unwrap().with_binding_limit(4 << 20);
+        let data = x.to_vec(ctx()).unwrap();
+        let r = residual.0.to_vec(ctx()).unwrap();
+        for (context, limit) in [(ctx(), "default"), (&small, "4 MiB")] {
+            let x = Tensor::from_slice(context, "x", input, &data).unwrap();
+            let r = Tensor::from_slice(context, "residual", [2, 12, 7, 9], &r).unwrap();
+            for variant in [ConvVariant::Packed8, ConvVariant::Tiled] {
+                if variant.unsupported(context, Family::Pointwise).is_some() {
+                    continue;
+                }
+                let config = ConvConfig::from(variant).winograd(WinogradTile::F4);
+                let conv = Conv2d::new("conv", weights.clone(), geometry)
+                    .unwrap()
+                    .with_config(config);
+                let epilogue = Epilogue {
+                    relu: true,
+                    residual: Some(&r),
+                    ..Default::default()
+                };
+                let y = conv
+                    .forward_with(context, &x, &epilogue)
+                    .unwrap()
+                    .to_vec(context)
+                    .unwrap();
+                let what = format!("{} C_in {cin}, {limit} bindings", config.label(&geometry));
+                assert_close(&what, &y, &expected);
             }
-            let config = ConvConfig::from(variant).winograd(WinogradTile::F4);
+        }
+    }
+}
+
+/// Winograd where padding wider than the kernel's reach leaves tiles that read only padding
+/// (their outputs are bias, residual and ReLU alone, written without a transform or a GEMM):
+/// whole tile rows, whole tile columns, and both, at dilations 1 and 3, every tile size.
+#[test]
+fn winograd_tiles_that_read_only_padding_get_the_epilogue() {
+    let _gpu = gpu();
+    let cases = [
+        ([2, 5, 5, 4], 1, [6, 6]),
+        ([1, 6, 7, 9], 3, [10, 4]),
+        ([1, 3, 1, 1], 2, [9, 2]),
+    ];
+    for (input, dilation, padding) in cases {
+        let mut rng = Rng::new(input[1] as u64);
+        let geometry = ConvGeometry {
+            padding,
+            ..ConvGeometry::new(3, 1, 0, dilation)
+        };
+        let (x, hx) = upload(&mut rng, input);
+        let weights = rng.conv_weights(7, input[1], 3, true);
+        let (out_h, out_w) = geometry.out_hw(input[2], input[3]).unwrap();
+        let residual = upload(&mut rng, [input[0], 7, out_h, out_w]);
+        let expected =
+            reference::conv2d_with(&hx, &weights, geometry, None, Some(&residual.1), true);
+        for tile in WinogradTile::ALL {
+            // F(2x2)'s tiles, the narrowest, read only padding in every case.
+            let [rows, cols] = tile.origins(&geometry, input[2], input[3]).unwrap();
+            assert!(
+                tile != WinogradTile::F2 || !rows.dead.is_empty() || !cols.dead.is_empty(),
+                "{geometry:?}: no tile reads only padding"
+            );
+            let config = ConvConfig::AUTO.winograd(tile);
             let conv = Conv2d::new("conv", weights.clone(), geometry)
                 .unwrap()
                 .with_config(config);
@@ -700,11 +771,8 @@ fn winograd_f4_adds_the_parts_of_a_wide_input() {
                 .unwrap()
                 .to_vec(ctx())
                 .unwrap();
-            assert_close(
-                &format!("{} C_in {cin}", config.label(&geometry)),
-                &y,
-                &expected,
-            );
+            let what = format!("{} on {input:?}, {geometry:?}", config.label(&geometry));
+            assert_close(&what, &y, &expected);
         }
     }
 }

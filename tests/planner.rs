@@ -258,8 +258,9 @@ fn ppm_plan_copies_the_input_once_and_upsamples_into_slices() {
     assert_eq!(count("adaptive_avg_pool2d"), 4, "{labels:?}");
 }
 
-/// A ResNet block input read by both the downsample and conv1 under the packed kernels is
-/// packed once.
+/// A ResNet block input read by both a stride-1 downsample and conv1 under the packed kernels
+/// is packed once, and every conv reads a copy packed as its kernel asks (a strided 1x1 GEMM:
+/// its own copy at its stride).
 #[test]
 fn a_packed_input_is_shared_by_the_convs_that_read_it() {
     let ctx = common::ctx();
@@ -286,5 +287,17 @@ fn a_packed_input_is_shared_by_the_convs_that_read_it() {
             packs < packed_convs,
             "{packs} packs for {packed_convs} packed convs"
         );
+    }
+    let (_, memory) = model.graph().memory_plan(ctx, shape).unwrap();
+    for (value, node, conv) in model.graph().convs() {
+        let atrous::graph::Op::Conv { input, .. } = &node.op else {
+            continue;
+        };
+        let wanted = conv.pack_for(ctx, plan.shapes()[input.index()]).unwrap();
+        let read = memory
+            .pack_of
+            .get(&value.index())
+            .map(|&copy| memory.packed[copy].pack);
+        assert_eq!(read, wanted, "{}", node.name);
     }
 }

@@ -5,8 +5,9 @@
 //!   live in the concat's tensor (each writes its slice: no copy).
 //! - A bilinear resize to the size it already has is the identity: its output is its input.
 //! - Channel-packed copies of a conv's input (the packed kernels read them) are tensors too,
-//!   shared by convs that read the same value so packed one right after the other (a ResNet
-//!   block's downsample and conv1, ASPP's branches); a later reader packs again rather than
+//!   shared by convs that read the same value packed alike one right after the other (a ResNet
+//!   block's stride-1 downsample and conv1, ASPP's branches; a strided 1x1's copy keeps only
+//!   the pixels it reads, so it is its own); a later reader packs again rather than
 //!   keep a copy alive across the nodes between (a network's aux head reads layer3's output
 //!   after all of layer4).
 //! - Every other value is a tensor whose lifetime runs from the node that writes it to the last

@@ -443,8 +443,14 @@ impl ConvConfig {
         };
         let name = format!("{}_{}", family.prefix(), variant.name());
         if let Some(reason) = variant.unsupported(ctx, family) {
+            // The fallback a user can ask for on this layer: a Winograd GEMM's, or the
+            // geometry's (a strided 1x1's packed8 GEMM falls back to the k x k kernels).
+            let fallback_family = match config.winograd {
+                Some(_) => family,
+                None => Family::of(geometry),
+            };
             let fallback = if variant.needs_subgroups() {
-                format!(" (use {}_blocked)", family.prefix())
+                format!(" (use {}_blocked)", fallback_family.prefix())
             } else {
                 String::new()
             };
@@ -489,6 +495,7 @@ impl ConvConfig {
             (4, 1),
             (4, 2),
             (4, 3),
+            (4, 4),
             (6, 1),
             (6, 2),
             (8, 1),
@@ -520,7 +527,7 @@ impl ConvConfig {
     /// [`ConvConfig::candidates`] for a layer of `geometry` reading `in_channels`, with, for a
     /// 3x3 of stride 1, Winograd in each tile its C_in allows ([`WinogradTile::allowed`]), over a few
     /// GEMMs (each register-blocked 1x1 variant the adapter runs with its default tile, and
-    /// packed8 with two more).
+    /// packed8 with three more).
     pub fn candidates_for(
         ctx: &Context,
         geometry: &ConvGeometry,
@@ -533,6 +540,7 @@ impl ConvConfig {
                 ConvConfig::from(ConvVariant::Subgroup),
                 ConvConfig::new(ConvVariant::Packed8, PACKED8_TILE),
                 ConvConfig::new(ConvVariant::Packed8, RegisterTile::new(4, 2, 8)),
+                ConvConfig::new(ConvVariant::Packed8, PACKED8_LONG_TILE),
                 ConvConfig::new(ConvVariant::Packed8, RegisterTile::new(8, 1, 8)),
             ];
             let tiles = WinogradTile::ALL

@@ -752,9 +752,8 @@ impl Conv2d {
                 return Err(Error::invalid(
                     &self.name,
                     format!(
-                        "kernel {} reads the input packed by {} channels; none was given",
+                        "kernel {} reads the input packed by {packing}; none was given",
                         resolved.label(g),
-                        packing.channels
                     ),
                 ))
             }

@@ -12,7 +12,9 @@
 //! input is the (m+2) x (m+2) pixels d apart that they read, gathered straight from the NCHW
 //! input (no space-to-batch copy), and its outputs are written d apart. The tiles of each
 //! class cover that class's outputs exactly (the last tile of a row or column may stick out
-//! of the map: its outside outputs are computed and dropped).
+//! of the map: its outside outputs are computed and dropped). A tile whose inputs lie wholly
+//! in the padding (padding wider than the kernel's reach) is skipped, as tap pruning skips
+//! taps: its outputs are the epilogue of zeros, written by the output transform alone.
 //!
 //! Three dispatches per chunk of tiles:
 //! 1. input transform (shaders/winograd.wgsl): V = B^T d B for each tile and input channel;
@@ -266,10 +268,34 @@ impl WinogradTile {
         rows * cols
     }
 
-    /// Multiplies per pair of channels for an output of `out_h x out_w` at `dilation`: alpha^2
-    /// per tile (direct convolution: 9 per output pixel, fewer where taps fall in the padding).
-    pub fn multiplies(self, out_h: usize, out_w: usize, dilation: usize) -> usize {
-        self.tiles(out_h, out_w, dilation) * self.alpha() * self.alpha()
+    /// The tiles' first output rows and first columns for an input of `h x w` under
+    /// `geometry`, each axis split into the origins whose inputs touch the map and those that
+    /// read only padding (a tile with either reads only zeros: its outputs are the epilogue's
+    /// alone, and no transform or GEMM runs it).
+    pub fn origins(self, geometry: &ConvGeometry, h: usize, w: usize) -> Result<[Origins; 2]> {
+        let (out_h, out_w) = geometry.out_hw(h, w)?;
+        let d = geometry.dilation;
+        let axis = |out: usize, size: usize, pad: usize| {
+            let reads_the_map = |origin: usize| {
+                (0..self.alpha()).any(|j| (pad..pad + size).contains(&(origin + j * d)))
+            };
+            let (live, dead) = tile_origins(out, d, self.m())
+                .into_iter()
+                .partition(|&o| reads_the_map(o));
+            Origins { live, dead }
+        };
+        Ok([
+            axis(out_h, h, geometry.padding[0]),
+            axis(out_w, w, geometry.padding[1]),
+        ])
+    }
+
+    /// Multiplies per pair of channels for an input of `h x w` under `geometry`: alpha^2 per
+    /// tile that reads the map (direct convolution: 9 per output pixel, fewer where taps fall
+    /// in the padding).
+    pub fn multiplies(self, geometry: &ConvGeometry, h: usize, w: usize) -> Result<usize> {
+        let [rows, cols] = self.origins(geometry, h, w)?;
+        Ok(rows.live.len() * cols.live.len() * self.alpha() * self.alpha())
     }
 }
 
@@ -322,25 +348,32 @@ pub fn choose(
     if !eligible(geometry) || in_channels < MIN_CHANNELS || out_channels < MIN_CHANNELS {
         return Ok(None);
     }
-    let (out_h, out_w) = geometry.out_hw(h, w)?;
     let direct = geometry.live_taps(h, w)? as f64;
     let mean = 2.0 / (1.0 / in_channels as f64 + 1.0 / out_channels as f64);
     let efficiency = mean / (mean + EFFICIENCY_KNEE);
-    Ok(WinogradTile::ALL
-        .into_iter()
-        .filter(|&tile| tile.allowed(in_channels))
-        .map(|tile| {
-            let multiplies = tile.multiplies(out_h, out_w, geometry.dilation) as f64;
-            (tile, direct / multiplies * efficiency)
-        })
-        .filter(|&(_, speedup)| speedup >= MIN_SPEEDUP)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(tile, _)| tile))
+    let mut best = None;
+    for tile in WinogradTile::ALL {
+        let multiplies = tile.multiplies(geometry, h, w)? as f64;
+        let speedup = direct / multiplies * efficiency;
+        let better = best.is_none_or(|(_, b)| speedup > b);
+        if tile.allowed(in_channels) && speedup >= MIN_SPEEDUP && better {
+            best = Some((tile, speedup));
+        }
+    }
+    Ok(best.map(|(tile, _)| tile))
 }
 
 /// Whether Winograd's F(m x m, 3 x 3) computes this geometry: 3x3, stride 1.
 pub fn eligible(geometry: &ConvGeometry) -> bool {
     geometry.kernel_size == 3 && geometry.stride == 1
+}
+
+/// The tile origins along one axis: those whose inputs touch the map, and those that read only
+/// padding ([`WinogradTile::origins`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origins {
+    pub live: Vec<usize>,
+    pub dead: Vec<usize>,
 }
 
 /// The first output row (or column) of each tile along an axis of `out` pixels: for each
@@ -389,10 +422,15 @@ pub(crate) struct PointRange {
 #[derive(Clone, Debug)]
 pub(crate) struct Tiling {
     pub tile: WinogradTile,
+    /// The origins of the tiles that read the map: the chunks run them.
     pub row_origins: Vec<usize>,
     pub col_origins: Vec<usize>,
+    /// The tiles that read only padding, as (rows, columns) sets of origins: their outputs
+    /// are the epilogue of zeros.
+    pub padding_tiles: Vec<(Vec<usize>, Vec<usize>)>,
     /// Tiles per chunk (the last chunk may run past the last tile: those tiles are empty).
     pub chunk_tiles: usize,
+    /// Chunks of the tiles that read the map (none when every tile reads only padding).
     pub chunks: usize,
     pub ranges: Vec<PointRange>,
     /// Input channels as V holds them: `parts` x `part_channels`.
@@ -421,9 +459,16 @@ impl Tiling {
         let tile = resolved.winograd.expect("a Winograd configuration");
         let [n, c, h, w] = shape;
         let (out_h, out_w) = geometry.out_hw(h, w)?;
-        let d = geometry.dilation;
-        let row_origins = tile_origins(out_h, d, tile.m());
-        let col_origins = tile_origins(out_w, d, tile.m());
+        let [rows, cols] = tile.origins(geometry, h, w)?;
+        let all_cols: Vec<usize> = cols.live.iter().chain(&cols.dead).copied().collect();
+        let padding_tiles = [
+            (rows.dead.clone(), all_cols),
+            (rows.live.clone(), cols.dead.clone()),
+        ]
+        .into_iter()
+        .filter(|(r, c)| !r.is_empty() && !c.is_empty())
+        .collect();
+        let (row_origins, col_origins) = (rows.live, cols.live);
         let tiles = n * row_origins.len() * col_origins.len();
         let points = tile.alpha() * tile.alpha();
         let pack = resolved.variant.pack().unwrap_or(1);
@@ -440,7 +485,7 @@ impl Tiling {
         let per_tile = (4 * points * parts * out_channels).max(4 * v_channels) as u64;
         let most = ((budget / per_tile) as usize).max(1);
         let chunks = tiles.div_ceil(most);
-        let chunk_tiles = tiles.div_ceil(chunks);
+        let chunk_tiles = tiles.div_ceil(chunks.max(1)).max(1);
         let per_range = ((budget / (4 * v_channels * chunk_tiles) as u64) as usize).max(1);
         let per_buffer = points_per_buffer(ctx, block_bytes, points, parts)? / parts;
         let mut ranges = Vec::new();
@@ -463,6 +508,7 @@ impl Tiling {
             tile,
             row_origins,
             col_origins,
+            padding_tiles,
             chunk_tiles,
             chunks,
             ranges,
@@ -603,13 +649,55 @@ pub(crate) fn launch(
             workgroups(outputs),
         )?);
     }
+    // Tiles that read only padding: the output transform of zero products (no part read).
+    let mut tables = vec![table];
+    for (rows, cols) in &tiling.padding_tiles {
+        let origins: Vec<u32> = rows
+            .iter()
+            .chain(cols)
+            .map(|&o| to_u32("tile origin", o))
+            .collect::<Result<_>>()?;
+        let table = ctx.upload(&format!("{label} padding tiles"), &origins)?;
+        let tiles = base.batch as usize * rows.len() * cols.len();
+        let outputs = tiling.out_channels * tiles;
+        steps.push(Launch::new(
+            ctx,
+            format!("{label} padding tiles"),
+            &WINOGRAD,
+            output_entry,
+            &constants,
+            &ConvParams {
+                total: to_u32("invocations", outputs)?,
+                first_tile: 0,
+                row_tiles: to_u32("tile rows", rows.len())?,
+                col_tiles: to_u32("tile columns", cols.len())?,
+                chunk_tiles: to_u32("tiles", tiles)?,
+                parts: 0,
+                ..base
+            },
+            &[
+                input.buffer(),
+                m,
+                bias,
+                output.tensor.buffer(),
+                &table,
+                zeros,
+                residual,
+            ],
+            workgroups(outputs),
+        )?);
+        tables.push(table);
+    }
     let mut launch = steps
         .into_iter()
         .reduce(Launch::then)
-        .expect("at least one chunk");
+        .expect("an output has a tile");
     // Named after the layer, not its first dispatch.
     launch.label = label.to_string();
-    Ok(launch.owning(table))
+    for table in tables {
+        launch = launch.owning(table);
+    }
+    Ok(launch)
 }
 
 #[cfg(test)]
