@@ -589,6 +589,28 @@ pub(crate) fn launch(
     };
     let [v, m] = scratch;
     let residual = epilogue.residual.map_or(zeros, |r| r.buffer());
+    // An output transform over the tiles of `table` (origins) that `params` describes: one
+    // invocation per output channel and tile.
+    let output_transform = |name: &str, params: ConvParams, table: &wgpu::Buffer| {
+        Launch::new(
+            ctx,
+            format!("{label} {name}"),
+            &WINOGRAD,
+            output_entry,
+            &constants,
+            &params,
+            &[
+                input.buffer(),
+                m,
+                bias,
+                output.tensor.buffer(),
+                table,
+                zeros,
+                residual,
+            ],
+            workgroups(params.total as usize),
+        )
+    };
     let mut steps: Vec<Launch> = Vec::new();
     for chunk in 0..tiling.chunks {
         let common = ConvParams {
@@ -626,27 +648,14 @@ pub(crate) fn launch(
             steps.push(gemm(range, v)?);
         }
         let outputs = tiling.out_channels * tiling.chunk_tiles;
-        steps.push(Launch::new(
-            ctx,
-            format!("{label} output transform"),
-            &WINOGRAD,
-            output_entry,
-            &constants,
-            &ConvParams {
+        steps.push(output_transform(
+            "output transform",
+            ConvParams {
                 total: to_u32("invocations", outputs)?,
                 parts: to_u32("parts", tiling.parts)?,
                 ..common
             },
-            &[
-                input.buffer(),
-                m,
-                bias,
-                output.tensor.buffer(),
-                &table,
-                zeros,
-                residual,
-            ],
-            workgroups(outputs),
+            &table,
         )?);
     }
     // Tiles that read only padding: the output transform of zero products (no part read).
@@ -659,15 +668,10 @@ pub(crate) fn launch(
             .collect::<Result<_>>()?;
         let table = ctx.upload(&format!("{label} padding tiles"), &origins)?;
         let tiles = base.batch as usize * rows.len() * cols.len();
-        let outputs = tiling.out_channels * tiles;
-        steps.push(Launch::new(
-            ctx,
-            format!("{label} padding tiles"),
-            &WINOGRAD,
-            output_entry,
-            &constants,
-            &ConvParams {
-                total: to_u32("invocations", outputs)?,
+        steps.push(output_transform(
+            "padding tiles",
+            ConvParams {
+                total: to_u32("invocations", tiling.out_channels * tiles)?,
                 first_tile: 0,
                 row_tiles: to_u32("tile rows", rows.len())?,
                 col_tiles: to_u32("tile columns", cols.len())?,
@@ -675,16 +679,7 @@ pub(crate) fn launch(
                 parts: 0,
                 ..base
             },
-            &[
-                input.buffer(),
-                m,
-                bias,
-                output.tensor.buffer(),
-                &table,
-                zeros,
-                residual,
-            ],
-            workgroups(outputs),
+            &table,
         )?);
         tables.push(table);
     }
