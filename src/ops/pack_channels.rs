@@ -49,13 +49,15 @@ impl Packing {
     }
 
     /// The packed shape of an NCHW `shape`, as an NCHW tensor:
-    /// (N, ceil(C / channels), ceil(H / stride), channels * ceil(W / stride)).
+    /// (N, ceil(C / channels), ceil(H / stride), channels * ceil(W / stride)). (A zero group or
+    /// stride, which every launch refuses, counts as 1 here rather than divide by zero.)
     pub fn packed_shape(&self, [n, c, h, w]: [usize; 4]) -> [usize; 4] {
+        let (channels, stride) = (self.channels.max(1), self.stride.max(1));
         [
             n,
-            c.div_ceil(self.channels),
-            h.div_ceil(self.stride),
-            self.channels * w.div_ceil(self.stride),
+            c.div_ceil(channels),
+            h.div_ceil(stride),
+            channels * w.div_ceil(stride),
         ]
     }
 
