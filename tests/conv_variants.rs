@@ -139,6 +139,24 @@ fn upload(rng: &mut Rng, shape: [usize; 4]) -> (Tensor, HostTensor) {
     )
 }
 
+/// `weights` under `config` on `x` through `epilogue` (eagerly), read back.
+fn run(
+    context: &Context,
+    weights: &ConvWeights,
+    geometry: ConvGeometry,
+    config: ConvConfig,
+    x: &Tensor,
+    epilogue: &Epilogue,
+) -> Vec<f32> {
+    Conv2d::new("conv", weights.clone(), geometry)
+        .unwrap()
+        .with_config(config)
+        .forward_with(context, x, epilogue)
+        .unwrap()
+        .to_vec(context)
+        .unwrap()
+}
+
 fn assert_close(what: &str, gpu: &[f32], expected: &HostTensor) {
     let c = compare(gpu, &expected.data);
     assert!(
@@ -707,19 +725,12 @@ fn winograd_f4_adds_the_parts_of_a_wide_input() {
                     continue;
                 }
                 let config = ConvConfig::from(variant).winograd(WinogradTile::F4);
-                let conv = Conv2d::new("conv", weights.clone(), geometry)
-                    .unwrap()
-                    .with_config(config);
                 let epilogue = Epilogue {
                     relu: true,
                     residual: Some(&r),
                     ..Default::default()
                 };
-                let y = conv
-                    .forward_with(context, &x, &epilogue)
-                    .unwrap()
-                    .to_vec(context)
-                    .unwrap();
+                let y = run(context, &weights, geometry, config, &x, &epilogue);
                 let what = format!("{} C_in {cin}, {limit} bindings", config.label(&geometry));
                 assert_close(&what, &y, &expected);
             }
@@ -758,19 +769,12 @@ fn winograd_tiles_that_read_only_padding_get_the_epilogue() {
                 "{geometry:?}: no tile reads only padding"
             );
             let config = ConvConfig::AUTO.winograd(tile);
-            let conv = Conv2d::new("conv", weights.clone(), geometry)
-                .unwrap()
-                .with_config(config);
             let epilogue = Epilogue {
                 relu: true,
                 residual: Some(&residual.0),
                 ..Default::default()
             };
-            let y = conv
-                .forward_with(ctx(), &x, &epilogue)
-                .unwrap()
-                .to_vec(ctx())
-                .unwrap();
+            let y = run(ctx(), &weights, geometry, config, &x, &epilogue);
             let what = format!("{} on {input:?}, {geometry:?}", config.label(&geometry));
             assert_close(&what, &y, &expected);
         }

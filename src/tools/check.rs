@@ -417,19 +417,17 @@ pub fn cases(large: bool) -> Vec<Case> {
         ([2, 5, 12, 15], 6, ConvGeometry::new(3, 2, 2, 2)),
         ([2, 7, 13, 10], 5, ConvGeometry::new(1, 2, 0, 1)),
     ];
-    for variant in ConvVariant::ALL {
-        let config = ConvConfig::from(variant);
+    // The dilated cases under `config`, bias and ReLU varying.
+    let push_dilated = |cases: &mut Vec<Case>, config: ConvConfig| {
         for (i, &(input, out_channels, dilation)) in dilated.iter().enumerate() {
             let geometry = ConvGeometry::same_3x3(dilation);
-            cases.push(conv_case(
-                config,
-                input,
-                out_channels,
-                geometry,
-                i % 2 == 0,
-                i % 3 != 1,
-            ));
+            let (bias, relu) = (i % 2 == 0, i % 3 != 1);
+            cases.push(conv_case(config, input, out_channels, geometry, bias, relu));
         }
+    };
+    for variant in ConvVariant::ALL {
+        let config = ConvConfig::from(variant);
+        push_dilated(&mut cases, config);
         // Padding other than the dilation: smaller outputs, and asymmetric padding.
         for (input, padding, dilation) in [([1, 3, 9, 9], [0, 0], 2), ([2, 2, 7, 5], [1, 3], 1)] {
             let geometry = ConvGeometry {
@@ -487,17 +485,7 @@ pub fn cases(large: bool) -> Vec<Case> {
     // valid (unpadded) one, and through the epilogue with a residual and a per-image bias.
     for tile in crate::ops::WinogradTile::ALL {
         let config = ConvConfig::AUTO.winograd(tile);
-        for (i, &(input, out_channels, dilation)) in dilated.iter().enumerate() {
-            let geometry = ConvGeometry::same_3x3(dilation);
-            cases.push(conv_case(
-                config,
-                input,
-                out_channels,
-                geometry,
-                i % 2 == 0,
-                i % 3 != 1,
-            ));
-        }
+        push_dilated(&mut cases, config);
         let valid = ConvGeometry::new(3, 1, 0, 2);
         cases.push(conv_case(config, [2, 9, 17, 12], 11, valid, true, false));
         cases.push(Case::Conv {

@@ -55,6 +55,20 @@ pub struct SegmentArgs {
     pub prefix: String,
 }
 
+impl SegmentArgs {
+    /// The paths asked for: the class map, and the overlay and logits when given (files, or
+    /// directories when --image is one).
+    fn outputs(&self) -> impl Iterator<Item = &PathBuf> {
+        [
+            Some(&self.output),
+            self.overlay.as_ref(),
+            self.logits.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// One photo's files.
 struct Job {
     image: PathBuf,
@@ -119,14 +133,7 @@ fn check_distinct(jobs: &[Job]) -> Result<()> {
 /// directories made, before anything runs.
 fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
     if !args.image.is_dir() {
-        for path in [
-            Some(&args.output),
-            args.overlay.as_ref(),
-            args.logits.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for path in args.outputs() {
             check_output_dir(path)?;
         }
         if let Some(overlay) = &args.overlay {
@@ -153,14 +160,7 @@ fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
             "expected PNG or JPEG photos (.png, .jpg, .jpeg) in the directory, found none",
         ));
     }
-    for dir in [
-        Some(&args.output),
-        args.overlay.as_ref(),
-        args.logits.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for dir in args.outputs() {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::file(
                 dir.display(),
@@ -188,14 +188,7 @@ fn jobs(args: &SegmentArgs) -> Result<Vec<Job>> {
         .collect();
     // Checked before any directory is made.
     check_distinct(&jobs)?;
-    for dir in [
-        Some(&args.output),
-        args.overlay.as_ref(),
-        args.logits.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for dir in args.outputs() {
         std::fs::create_dir_all(dir).map_err(|e| Error::file(dir.display(), e))?;
     }
     Ok(jobs)

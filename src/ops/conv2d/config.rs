@@ -374,27 +374,40 @@ impl ConvConfig {
         out_channels: usize,
         pixels: usize,
     ) -> Self {
-        if !ctx.has_subgroups() {
-            return match family {
-                Family::Taps => ConvConfig::new(ConvVariant::Blocked, BLOCKED_TILE),
-                Family::Pointwise => ConvConfig::new(ConvVariant::Tiled, BLOCKED_TILE),
-            };
+        let variant = Self::select_variant(ctx, family, in_channels);
+        ConvConfig::new(
+            variant,
+            Self::select_tile(variant, family, out_channels, pixels),
+        )
+    }
+
+    /// [`ConvConfig::select`]'s variant for a layer of `family`'s geometry.
+    fn select_variant(ctx: &Context, family: Family, in_channels: usize) -> ConvVariant {
+        match (family, ctx.has_subgroups(), ctx.has_int64()) {
+            (Family::Taps, false, _) => ConvVariant::Blocked,
+            (Family::Pointwise, false, _) => ConvVariant::Tiled,
+            (Family::Taps, true, true) if in_channels > 4 => ConvVariant::Packed8,
+            (Family::Taps, true, _) => ConvVariant::Packed,
+            (Family::Pointwise, true, true) => ConvVariant::Packed8,
+            (Family::Pointwise, true, false) => ConvVariant::Subgroup,
         }
-        let variant = match (family, ctx.has_int64()) {
-            (Family::Taps, true) if in_channels > 4 => ConvVariant::Packed8,
-            (Family::Taps, _) => ConvVariant::Packed,
-            (Family::Pointwise, true) => ConvVariant::Packed8,
-            (Family::Pointwise, false) => ConvVariant::Subgroup,
-        };
+    }
+
+    /// [`ConvConfig::select`]'s tile for `variant` run by `family`'s kernels.
+    fn select_tile(
+        variant: ConvVariant,
+        family: Family,
+        out_channels: usize,
+        pixels: usize,
+    ) -> RegisterTile {
         let long_gemm = family == Family::Pointwise && pixels >= LONG_GEMM_PIXELS;
-        let tile = if out_channels <= 8 {
+        if variant.needs_subgroups() && out_channels <= 8 {
             NARROW_TILE
         } else if variant == ConvVariant::Packed8 && long_gemm {
             PACKED8_LONG_TILE
         } else {
             Self::default_tile(variant, family)
-        };
-        ConvConfig::new(variant, tile)
+        }
     }
 
     /// Resolves `Auto` (to [`ConvConfig::select`]'s choice) and fills in the default tile,
@@ -418,14 +431,17 @@ impl ConvConfig {
                 Some(tile) => tile.tiles(out_h, out_w, geometry.dilation),
                 None => out_h * out_w,
             };
-            let select = |family| Self::select(ctx, family, in_channels, out_channels, pixels);
-            match self.winograd {
-                Some(_) => select(family).with_winograd(self.winograd),
-                // A strided 1x1 whose default variant runs as a GEMM takes the GEMM's tile.
-                None if Family::runs(geometry, select(family).variant) != family => {
-                    select(Family::Pointwise)
-                }
-                None => select(family),
+            let variant = Self::select_variant(ctx, family, in_channels);
+            // The tile is that of the kernel that runs the variant (a strided 1x1's packed8:
+            // the GEMM's).
+            let runs = match self.winograd {
+                Some(_) => family,
+                None => Family::runs(geometry, variant),
+            };
+            ConvConfig {
+                variant,
+                tile: Some(Self::select_tile(variant, runs, out_channels, pixels)),
+                winograd: self.winograd,
             }
         } else {
             self
